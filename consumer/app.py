@@ -1,0 +1,56 @@
+"""Wires the stages together from settings; the one place that knows every concrete part."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from confluent_kafka import Consumer
+
+from consumer.config import Settings
+from consumer.deadletter import DeadLetterProducer
+from consumer.decode import SchemalessDecoder
+from consumer.mapping import InteractionMapper
+from consumer.pipeline import Pipeline, RunSummary
+from consumer.sink import PutEventsSink, make_client
+from consumer.source import consumer_config, kafka_common_config
+
+log = logging.getLogger(__name__)
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline(
+        consumer=Consumer(consumer_config(settings)),
+        topics=settings.source_topics,
+        decoder=SchemalessDecoder.from_file(settings.avro_schema_file),
+        mapper=InteractionMapper(settings.personalize_tracking_id),
+        sink=PutEventsSink(make_client(settings.aws_region)),
+        dead_letter=DeadLetterProducer(
+            kafka_common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
+        ),
+        batch_size=settings.consume_batch_size,
+    )
+
+
+def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
+    """Run until SIGTERM/SIGINT (or caught up); always commit what is done and leave the group."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    pipeline = build_pipeline(settings)
+    log.info(
+        "consuming",
+        extra={"topics": ",".join(settings.source_topics), "group": settings.kafka_group_id},
+    )
+    try:
+        return pipeline.run(stop, until_caught_up=until_caught_up)
+    finally:
+        pipeline.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,67 @@
+"""`personalize-consumer` command line: run, emulator, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from consumer.config import ConfigError, load_settings
+from consumer.observability import configure_logging
+from consumer.sink import FatalSinkError
+
+EXIT_CONFIG = 2
+EXIT_FATAL = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="personalize-consumer",
+        description="Feed Amazon Personalize PutEvents from Avro clickstream topics in Kafka.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_cmd = commands.add_parser("run", help="consume and send (configured by environment)")
+    run_cmd.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="exit 0 once every assigned partition is committed up to its end",
+    )
+
+    from consumer.emulator import add_emulator_arguments, run_emulator_command
+
+    emulator_cmd = commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo")
+    add_emulator_arguments(emulator_cmd)
+
+    demo_cmd = commands.add_parser("demo", help="local broker + endpoint + sample data, end to end")
+    demo_cmd.add_argument("--records", type=int, default=2000, help="valid records to write")
+
+    args = parser.parse_args(argv)
+    if args.command == "emulator":
+        return run_emulator_command(args)
+    if args.command == "demo":
+        from consumer.demo import run_demo
+
+        return run_demo(records=args.records)
+    return _run(args.until_caught_up)
+
+
+def _run(until_caught_up: bool) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"personalize-consumer: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    from consumer.app import run
+
+    try:
+        summary = run(settings, until_caught_up=until_caught_up)
+    except FatalSinkError as exc:
+        print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    print(f"personalize-consumer: {summary.line()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Settings from environment variables, checked before anything connects anywhere.
+
+One typed object, so a wrong setting stops start-up with a message naming the variable instead of
+failing later inside librdkafka or boto3.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+import fastavro
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from consumer import DEFAULT_SCHEMA_FILE
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every setting of `personalize-consumer run`, read from the environment (upper-case names)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(min_length=1)
+    kafka_group_id: str = Field(default="personalize-consumer", min_length=1)
+    source_topics: Annotated[tuple[str, ...], NoDecode]
+    dead_letter_topic: str = Field(min_length=1)
+    personalize_tracking_id: str = Field(min_length=1, max_length=256)
+    avro_schema_file: Path = DEFAULT_SCHEMA_FILE
+    kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: boto3 reads only AWS_DEFAULT_REGION; AWS_REGION is what most tooling sets, so take either.
+    aws_region: str = Field(min_length=1)
+    aws_endpoint_url_personalize_events: str | None = None
+    consume_batch_size: int = Field(default=500, ge=1, le=100_000)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("source_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("source_topics")
+    @classmethod
+    def _at_least_one_topic(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one topic, comma-separated")
+        return value
+
+    @field_validator("log_level", "kafka_auto_offset_reset", mode="before")
+    @classmethod
+    def _normalise_case(cls, value: object, info: object) -> object:
+        if not isinstance(value, str):
+            return value
+        name = getattr(info, "field_name", "")
+        return value.upper() if name == "log_level" else value.lower()
+
+    @field_validator("avro_schema_file")
+    @classmethod
+    def _schema_parses(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        try:
+            fastavro.schema.load_schema(str(value))
+        except Exception as exc:  # fastavro raises several unrelated types for a bad schema
+            raise ValueError(f"not a valid Avro schema: {exc}") from exc
+        return value
+
+    @field_validator("aws_endpoint_url_personalize_events")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(
+                "must be an http(s) URL such as https://personalize-events.eu-west-1.amazonaws.com"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _dead_letter_is_not_a_source(self) -> Settings:
+        if self.dead_letter_topic in self.source_topics:
+            raise ValueError("DEAD_LETTER_TOPIC must not be one of SOURCE_TOPICS")
+        return self
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read and check all settings; raise ConfigError naming each bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    lowered = {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+    if "aws_region" not in lowered and env.get("AWS_DEFAULT_REGION"):
+        lowered["aws_region"] = env["AWS_DEFAULT_REGION"]
+    try:
+        settings = Settings.model_validate(lowered)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(p) for p in error["loc"][:1]).upper() or "configuration"
+        message = "required" if error["type"] == "missing" else error["msg"]
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,210 @@
+"""PutEvents over boto3, with AWS errors sorted into what to do about them.
+
+transient (throttling, 5xx, timeouts, connection errors): retry with backoff and jitter, never
+dead-letter. bad data (InvalidInputException): one bad event rejects the whole call, so bisect to
+find it and send the rest. fatal (credentials, permissions, unknown tracker): stop; nothing the
+data could fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from consumer.batching import Call
+from consumer.records import Failure, MappedEvent, Stage
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalServerError",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+BAD_DATA_CODES = frozenset({"InvalidInputException"})
+
+
+class ErrorKind(Enum):
+    TRANSIENT = "transient"
+    BAD_DATA = "bad_data"
+    FATAL = "fatal"
+
+
+class FatalSinkError(Exception):
+    """The endpoint refuses us for a reason only an operator can fix."""
+
+
+class SinkUnavailableError(Exception):
+    """Transient errors outlasted the retry budget; the records stay unsent and uncommitted."""
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in BAD_DATA_CODES:
+            return ErrorKind.BAD_DATA
+        if code in TRANSIENT_CODES or status >= 500:
+            return ErrorKind.TRANSIENT
+        return ErrorKind.FATAL
+    if isinstance(
+        exc,
+        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError,
+    ):
+        return ErrorKind.TRANSIENT
+    if isinstance(exc, NoCredentialsError):
+        return ErrorKind.FATAL
+    if isinstance(exc, BotoCoreError):
+        return ErrorKind.TRANSIENT
+    return ErrorKind.FATAL
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__
+
+
+def make_client(region: str, max_connections: int = 10) -> Any:
+    """A personalize-events client whose retries we own (tenacity), so every retry is visible.
+
+    Parameter validation is off: our model-driven validator already checked every event.
+    The endpoint comes from AWS_ENDPOINT_URL_PERSONALIZE_EVENTS when set, as boto3 does it.
+    """
+    config = Config(
+        region_name=region,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=15,
+        max_pool_connections=max_connections,
+        parameter_validation=False,
+    )
+    return boto3.session.Session().client("personalize-events", config=config)
+
+
+@dataclass
+class SendResult:
+    accepted: list[MappedEvent] = field(default_factory=list)
+    rejected: list[tuple[MappedEvent, Failure]] = field(default_factory=list)
+    #: Left unsent because transient errors outlasted the retry budget; not done, not committed.
+    unsent: list[MappedEvent] = field(default_factory=list)
+    calls: int = 0
+
+
+class PutEventsSink:
+    """Sends calls; returns which events were accepted and which the service rejected."""
+
+    def __init__(self, client: Any, retry_budget_s: float = 60.0) -> None:
+        self._client = client
+        self._retry_budget_s = retry_budget_s
+
+    def send(self, call: Call) -> SendResult:
+        result = SendResult()
+        try:
+            self._send(call, result)
+        except SinkUnavailableError as exc:
+            finished = {id(m) for m in result.accepted} | {id(m) for m, _ in result.rejected}
+            result.unsent = [m for m in call.events if id(m) not in finished]
+            log.warning(
+                "PutEvents unavailable; records stay uncommitted", extra={"error": str(exc)}
+            )
+        return result
+
+    def _send(self, call: Call, result: SendResult) -> None:
+        try:
+            self._put_with_retry(call)
+            result.calls += 1
+        except ClientError as exc:
+            if classify(exc) is not ErrorKind.BAD_DATA:
+                raise FatalSinkError(_fatal_message(exc)) from exc
+            result.calls += 1
+            if len(call.events) == 1:
+                reason = exc.response.get("Error", {}).get("Message", "rejected by PutEvents")
+                failure = Failure(Stage.PUT_EVENTS, error_code(exc), reason)
+                result.rejected.append((call.events[0], failure))
+                return
+            half = len(call.events) // 2
+            self._send(Call(call.session, call.events[:half]), result)
+            self._send(Call(call.session, call.events[half:]), result)
+            return
+        result.accepted.extend(call.events)
+
+    def _put_with_retry(self, call: Call) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: classify(e) is ErrorKind.TRANSIENT),
+            wait=wait_random_exponential(multiplier=0.1, max=5.0),  # "full jitter"
+            stop=stop_after_delay(self._retry_budget_s),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._client.put_events(**call.request())
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is ErrorKind.TRANSIENT:
+                raise SinkUnavailableError(f"PutEvents kept failing: {error_code(exc)}") from exc
+            if kind is ErrorKind.FATAL and not isinstance(exc, ClientError):
+                raise FatalSinkError(_fatal_message(exc)) from exc
+            raise
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    delay = state.next_action.sleep if state.next_action else 0.0
+    log.warning(
+        "PutEvents transient error, retrying",
+        extra={
+            "error": error_code(exc) if exc else "",
+            "attempt": state.attempt_number,
+            "retry_in_s": round(delay, 3),
+        },
+    )
+
+
+def _fatal_message(exc: BaseException) -> str:
+    code = error_code(exc)
+    hints = {
+        "AccessDeniedException": "grant personalize:PutEvents on the event tracker to this role",
+        "UnrecognizedClientException": "the AWS credentials are not valid",
+        "InvalidSignatureException": "the AWS secret key or clock is wrong",
+        "ExpiredTokenException": "the AWS session token expired",
+        "ResourceNotFoundException": "PERSONALIZE_TRACKING_ID or AWS_REGION is wrong",
+        "NoCredentialsError": "no AWS credentials found in the default chain",
+    }
+    hint = hints.get(code, "see the AWS error")
+    message = (
+        exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else ""
+    )
+    return f"PutEvents refused with {code}: {hint}" + (f" ({message})" if message else "")

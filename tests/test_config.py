@@ -1,0 +1,77 @@
+"""Settings: a missing or wrong setting stops start-up naming the variable, before connecting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from consumer.config import ConfigError, load_settings
+
+VALID = {
+    "KAFKA_BOOTSTRAP_SERVERS": "broker:9092",
+    "SOURCE_TOPICS": "clicks, views",
+    "DEAD_LETTER_TOPIC": "clicks.dlq",
+    "PERSONALIZE_TRACKING_ID": "tracker-1",
+    "AWS_REGION": "eu-west-1",
+}
+
+
+def test_valid_settings_are_read() -> None:
+    settings = load_settings(VALID)
+    assert settings.source_topics == ("clicks", "views")
+    assert settings.kafka_auto_offset_reset == "earliest"
+    assert settings.aws_region == "eu-west-1"
+
+
+def test_aws_default_region_is_accepted_in_place_of_aws_region() -> None:
+    env = {k: v for k, v in VALID.items() if k != "AWS_REGION"} | {
+        "AWS_DEFAULT_REGION": "us-east-2"
+    }
+    assert load_settings(env).aws_region == "us-east-2"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"KAFKA_BOOTSTRAP_SERVERS": None}, "KAFKA_BOOTSTRAP_SERVERS"),
+        ({"SOURCE_TOPICS": " , "}, "SOURCE_TOPICS"),
+        ({"DEAD_LETTER_TOPIC": "clicks"}, "DEAD_LETTER_TOPIC"),
+        ({"PERSONALIZE_TRACKING_ID": None}, "PERSONALIZE_TRACKING_ID"),
+        ({"AWS_REGION": None}, "AWS_REGION"),
+        ({"KAFKA_AUTO_OFFSET_RESET": "middle"}, "KAFKA_AUTO_OFFSET_RESET"),
+        ({"AVRO_SCHEMA_FILE": "/no/such.avsc"}, "AVRO_SCHEMA_FILE"),
+        (
+            {"AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": "localhost:4566"},
+            "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS",
+        ),
+    ],
+)
+def test_bad_setting_is_named(change: dict[str, str | None], named: str) -> None:
+    env = {k: v for k, v in (VALID | change).items() if v is not None}
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_schema_file_that_is_not_avro_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.avsc"
+    bad.write_text('{"type": "record"}')
+    with pytest.raises(ConfigError, match="AVRO_SCHEMA_FILE"):
+        load_settings(VALID | {"AVRO_SCHEMA_FILE": str(bad)})
+
+
+def test_run_exits_2_naming_the_setting_before_connecting() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in VALID and k != "AWS_DEFAULT_REGION"}
+    env |= {k: v for k, v in VALID.items() if k != "PERSONALIZE_TRACKING_ID"}
+    done = subprocess.run(
+        [sys.executable, "-m", "consumer", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "PERSONALIZE_TRACKING_ID" in done.stderr

@@ -1,0 +1,83 @@
+"""PutEvents through the sink against the local endpoint over real HTTP: what each error class does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from consumer.batching import Call
+from consumer.emulator import EmulatorConfig, EmulatorServer
+from consumer.records import MappedEvent, SessionKey, SourceRecord, Stage
+from consumer.sink import FatalSinkError, PutEventsSink, make_client
+
+SESSION = SessionKey("tracker", "user", "session")
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(EmulatorConfig(seed=3))
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS", server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    yield server
+    server.stop()
+
+
+def sink(budget_s: float = 30.0) -> PutEventsSink:
+    return PutEventsSink(make_client("us-east-1"), retry_budget_s=budget_s)
+
+
+def call(count: int, bad: set[int] | None = None) -> Call:
+    events = []
+    for n in range(count):
+        event: dict[str, Any] = {
+            "eventId": f"e{n}",
+            "eventType": "View",
+            "sentAt": datetime(2026, 11, 1, tzinfo=UTC),
+        }
+        if n in (bad or set()):
+            event["properties"] = '{"impression": "reserved key"}'
+        record = SourceRecord("t", 0, n, None, b"", [], None)
+        events.append(MappedEvent(record, SESSION, event))
+    return Call(SESSION, tuple(events))
+
+
+def test_one_invalid_event_among_ten_is_isolated_and_the_rest_sent(
+    emulator: EmulatorServer,
+) -> None:
+    result = sink().send(call(10, bad={6}))
+    assert [m.record.offset for m in result.accepted] == [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    ((rejected, failure),) = result.rejected
+    assert rejected.record.offset == 6
+    assert failure.stage is Stage.PUT_EVENTS
+    assert failure.error_class == "InvalidInputException"
+    assert "properties" in failure.reason
+    assert emulator.stats()["accepted_events"] == 9
+
+
+def test_throttling_is_retried_until_accepted(emulator: EmulatorServer) -> None:
+    emulator.set_faults(throttle_ratio=0.6, error_5xx_ratio=0.2)
+    s = sink()
+    results = [s.send(call(10)) for _ in range(10)]
+    assert all(len(r.accepted) == 10 and not r.rejected and not r.unsent for r in results)
+    stats = emulator.stats()
+    assert stats["accepted_events"] == 100
+    assert stats["throttled"] > 0 and stats["errors_5xx"] > 0
+
+
+def test_access_denied_is_fatal_and_names_the_fix(emulator: EmulatorServer) -> None:
+    emulator.set_faults(access_denied=True)
+    with pytest.raises(FatalSinkError, match="AccessDeniedException"):
+        sink().send(call(3))
+
+
+def test_outage_beyond_the_retry_budget_leaves_events_unsent(emulator: EmulatorServer) -> None:
+    emulator.set_faults(outage=True)
+    result = sink(budget_s=0.5).send(call(4))
+    assert not result.accepted and not result.rejected
+    assert [m.record.offset for m in result.unsent] == [0, 1, 2, 3]
+    assert emulator.stats()["outage_refusals"] >= 2
