@@ -137,7 +137,7 @@ def _start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m consumer.emulator.bench")
+    parser = argparse.ArgumentParser(prog="python bench/emulator_load.py")
     parser.add_argument("--url", help="an already running emulator (default: start one)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="clients per process")

@@ -1,4 +1,4 @@
-"""PutEvents through the sink against the local endpoint over real HTTP: what each error class does."""
+"""The sink against the local endpoint over real HTTP: what each PutEvents error class does."""
 
 from __future__ import annotations
 
