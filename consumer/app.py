@@ -31,6 +31,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             kafka_common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
         ),
         batch_size=settings.consume_batch_size,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,10 +58,13 @@ class Pipeline:
         sink: PutEventsSink,
         dead_letter: DeadLetterProducer,
         batch_size: int = 500,
+        max_poll_interval_ms: int = 300_000,
     ) -> None:
         self._decoder, self._mapper = decoder, mapper
         self._sink, self._dead_letter = sink, dead_letter
         self._batch_size = batch_size
+        # Half the poll interval for sending a batch, the rest for slow calls and the commit.
+        self._send_budget_s = max_poll_interval_ms / 1000 / 2
         self._tracker = OffsetTracker()
         self._assigned: set[TP] = set()
         self.summary = RunSummary()
@@ -104,8 +108,9 @@ class Pipeline:
 
         mapped, rejected = self._decode_and_map(records)
         self._dead_letter_all(rejected)
+        deadline = time.monotonic() + self._send_budget_s
         for call in plan_calls(mapped):
-            result = self._sink.send(call)
+            result = self._sink.send(call, deadline)
             self.summary.calls += result.calls
             self.summary.sent_events += len(result.accepted)
             self._finish(m.record for m in result.accepted)

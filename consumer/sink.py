@@ -9,6 +9,7 @@ data could fix.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -28,7 +29,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -65,7 +65,7 @@ class FatalSinkError(Exception):
 
 
 class SinkUnavailableError(Exception):
-    """Transient errors outlasted the retry budget; the records stay unsent and uncommitted."""
+    """Transient errors outlasted the deadline; the records stay unsent and uncommitted."""
 
 
 def classify(exc: BaseException) -> ErrorKind:
@@ -122,16 +122,21 @@ class SendResult:
 
 
 class PutEventsSink:
-    """Sends calls; returns which events were accepted and which the service rejected."""
+    """Sends calls; returns which events were accepted and which the service rejected.
 
-    def __init__(self, client: Any, retry_budget_s: float = 60.0) -> None:
+    Retries stop at the caller's deadline (a `time.monotonic()` value), so the poll loop is back
+    in time to keep its group membership however long an outage lasts.
+    """
+
+    def __init__(self, client: Any) -> None:
         self._client = client
-        self._retry_budget_s = retry_budget_s
 
-    def send(self, call: Call) -> SendResult:
+    def send(self, call: Call, deadline: float) -> SendResult:
         result = SendResult()
         try:
-            self._send(call, result)
+            if time.monotonic() >= deadline:
+                raise SinkUnavailableError("no time left before the next poll")
+            self._send(call, result, deadline)
         except SinkUnavailableError as exc:
             finished = {id(m) for m in result.accepted} | {id(m) for m, _ in result.rejected}
             result.unsent = [m for m in call.events if id(m) not in finished]
@@ -140,9 +145,9 @@ class PutEventsSink:
             )
         return result
 
-    def _send(self, call: Call, result: SendResult) -> None:
+    def _send(self, call: Call, result: SendResult, deadline: float) -> None:
         try:
-            self._put_with_retry(call)
+            self._put_with_retry(call, deadline)
             result.calls += 1
         except ClientError as exc:
             if classify(exc) is not ErrorKind.BAD_DATA:
@@ -154,16 +159,16 @@ class PutEventsSink:
                 result.rejected.append((call.events[0], failure))
                 return
             half = len(call.events) // 2
-            self._send(Call(call.session, call.events[:half]), result)
-            self._send(Call(call.session, call.events[half:]), result)
+            self._send(Call(call.session, call.events[:half]), result, deadline)
+            self._send(Call(call.session, call.events[half:]), result, deadline)
             return
         result.accepted.extend(call.events)
 
-    def _put_with_retry(self, call: Call) -> None:
+    def _put_with_retry(self, call: Call, deadline: float) -> None:
         retrying = Retrying(
             retry=retry_if_exception(lambda e: classify(e) is ErrorKind.TRANSIENT),
             wait=wait_random_exponential(multiplier=0.1, max=5.0),  # "full jitter"
-            stop=stop_after_delay(self._retry_budget_s),
+            stop=lambda _state: time.monotonic() >= deadline,
             before_sleep=_log_retry,
             reraise=True,
         )

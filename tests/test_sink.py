@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +28,12 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
     server.stop()
 
 
-def sink(budget_s: float = 30.0) -> PutEventsSink:
-    return PutEventsSink(make_client("us-east-1"), retry_budget_s=budget_s)
+def sink() -> PutEventsSink:
+    return PutEventsSink(make_client("us-east-1"))
+
+
+def within(seconds: float) -> float:
+    return time.monotonic() + seconds
 
 
 def call(count: int, bad: set[int] | None = None) -> Call:
@@ -49,7 +54,7 @@ def call(count: int, bad: set[int] | None = None) -> Call:
 def test_one_invalid_event_among_ten_is_isolated_and_the_rest_sent(
     emulator: EmulatorServer,
 ) -> None:
-    result = sink().send(call(10, bad={6}))
+    result = sink().send(call(10, bad={6}), within(30))
     assert [m.record.offset for m in result.accepted] == [0, 1, 2, 3, 4, 5, 7, 8, 9]
     ((rejected, failure),) = result.rejected
     assert rejected.record.offset == 6
@@ -62,7 +67,7 @@ def test_one_invalid_event_among_ten_is_isolated_and_the_rest_sent(
 def test_throttling_is_retried_until_accepted(emulator: EmulatorServer) -> None:
     emulator.set_faults(throttle_ratio=0.6, error_5xx_ratio=0.2)
     s = sink()
-    results = [s.send(call(10)) for _ in range(10)]
+    results = [s.send(call(10), within(30)) for _ in range(10)]
     assert all(len(r.accepted) == 10 and not r.rejected and not r.unsent for r in results)
     stats = emulator.stats()
     assert stats["accepted_events"] == 100
@@ -72,12 +77,12 @@ def test_throttling_is_retried_until_accepted(emulator: EmulatorServer) -> None:
 def test_access_denied_is_fatal_and_names_the_fix(emulator: EmulatorServer) -> None:
     emulator.set_faults(access_denied=True)
     with pytest.raises(FatalSinkError, match="AccessDeniedException"):
-        sink().send(call(3))
+        sink().send(call(3), within(30))
 
 
 def test_outage_beyond_the_retry_budget_leaves_events_unsent(emulator: EmulatorServer) -> None:
     emulator.set_faults(outage=True)
-    result = sink(budget_s=0.5).send(call(4))
+    result = sink().send(call(4), within(0.5))
     assert not result.accepted and not result.rejected
     assert [m.record.offset for m in result.unsent] == [0, 1, 2, 3]
     assert emulator.stats()["outage_refusals"] >= 2
