@@ -12,8 +12,10 @@ from confluent_kafka import Consumer
 from consumer.config import Settings
 from consumer.deadletter import DeadLetterProducer
 from consumer.decode import SchemalessDecoder
+from consumer.delivery import Delivery
+from consumer.flowcontrol import AdaptiveLimit, RateLimiter
 from consumer.mapping import InteractionMapper
-from consumer.pipeline import Pipeline, RunSummary
+from consumer.pipeline import Pipeline, RunSummary, Tuning
 from consumer.sink import PutEventsSink, make_client
 from consumer.source import consumer_config, kafka_common_config
 
@@ -21,17 +23,25 @@ log = logging.getLogger(__name__)
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
+    limit = AdaptiveLimit(settings.max_in_flight_calls)
+    client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
+    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second))
     return Pipeline(
         consumer=Consumer(consumer_config(settings)),
         topics=settings.source_topics,
         decoder=SchemalessDecoder.from_file(settings.avro_schema_file),
         mapper=InteractionMapper(settings.personalize_tracking_id),
-        sink=PutEventsSink(make_client(settings.aws_region)),
+        delivery=Delivery(sink, limit),
         dead_letter=DeadLetterProducer(
             kafka_common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
         ),
-        batch_size=settings.consume_batch_size,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
+        tuning=Tuning(
+            batch_size=settings.consume_batch_size,
+            linger_s=settings.batch_linger_ms / 1000,
+            max_buffered_records=settings.max_buffered_records,
+            commit_interval_s=settings.commit_interval_ms / 1000,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+        ),
     )
 
 

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     aws_endpoint_url_personalize_events: str | None = None
     consume_batch_size: int = Field(default=500, ge=1, le=100_000)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    batch_linger_ms: int = Field(default=200, ge=0, le=60_000)
+    max_in_flight_calls: int = Field(default=32, ge=1, le=512)
+    max_buffered_records: int = Field(default=20_000, ge=10)
+    max_calls_per_second: float | None = Field(default=None, gt=0)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    commit_interval_ms: int = Field(default=1000, ge=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("source_topics", mode="before")
@@ -87,9 +93,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _dead_letter_is_not_a_source(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.dead_letter_topic in self.source_topics:
             raise ValueError("DEAD_LETTER_TOPIC must not be one of SOURCE_TOPICS")
+        if self.shutdown_timeout_s * 1000 * 2 > self.max_poll_interval_ms:
+            # draining (or a revoke's wait) must end well before the group gives up on us
+            raise ValueError("SHUTDOWN_TIMEOUT_S must be at most half of MAX_POLL_INTERVAL_MS")
         return self
 
 

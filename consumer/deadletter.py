@@ -8,7 +8,7 @@ acks=all; a produce that fails leaves the record uncommitted, to be tried again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,60 +48,88 @@ def dead_letter_headers(item: Rejected, group_id: str, failed_at: datetime) -> H
     return [*record.headers, *((k, v.encode()) for k, v in context)]
 
 
+class DeadLetterError(Exception):
+    """The dead-letter topic refuses records for good (authorization, size): operator needed."""
+
+
+PERMANENT = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError._INVALID_ARG,
+    }
+)
+
+
 class DeadLetterProducer:
-    """Produces rejected records and reports which ones the broker acknowledged."""
+    """Produces rejected records asynchronously; `on_acked` runs (from `poll`) once acks=all holds.
+
+    A retriable failure produces the record again, so it is never dropped; a permanent one sets
+    `fatal`, and the pipeline stops rather than commit past a record it could not park anywhere.
+    """
 
     def __init__(self, producer_config: dict[str, Any], topic: str, group_id: str) -> None:
-        config = {
-            **producer_config,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-        }
+        config = {**producer_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
         self._producer = Producer(config)
         self._topic = topic
         self._group_id = group_id
+        self._outstanding: dict[tuple[str, int], int] = {}
+        self._retry: list[tuple[Rejected, Callable[[Rejected], None]]] = []
+        self.fatal: DeadLetterError | None = None
 
-    def send(self, items: Sequence[Rejected], timeout_s: float = 30.0) -> list[Rejected]:
-        """Produce and wait for acknowledgements; return the items the broker acknowledged."""
-        acked: list[Rejected] = []
-        outstanding = len(items)
-        now = datetime.now(UTC)
+    @property
+    def outstanding(self) -> int:
+        return sum(self._outstanding.values())
 
-        def on_delivery(item: Rejected) -> Any:
-            def report(err: KafkaError | None, _msg: Message) -> None:
-                nonlocal outstanding
-                outstanding -= 1
-                if err is None:
-                    acked.append(item)
-                else:
-                    log.error(
-                        "dead-letter produce failed; record stays uncommitted",
-                        extra=_where(item) | {"error": str(err)},
-                    )
+    def outstanding_for(self, partitions: Collection[tuple[str, int]]) -> int:
+        return sum(n for tp, n in self._outstanding.items() if tp in partitions)
 
-            return report
+    def send(self, item: Rejected, on_acked: Callable[[Rejected], None]) -> None:
+        tp = (item.record.topic, item.record.partition)
+        self._outstanding[tp] = self._outstanding.get(tp, 0) + 1
+        self._produce(item, on_acked)
 
-        for item in items:
-            self._produce(item, now, on_delivery(item))
-        self._producer.flush(timeout_s)
-        if outstanding:
-            log.error("dead-letter produce not acknowledged in time", extra={"count": outstanding})
-        return acked
+    def poll(self, timeout_s: float = 0.0) -> None:
+        """Serve delivery reports; produce again what failed last time."""
+        retry, self._retry = self._retry, []
+        for item, on_acked in retry:
+            self._produce(item, on_acked)
+        self._producer.poll(timeout_s)
 
-    def _produce(self, item: Rejected, now: datetime, callback: Any) -> None:
+    def _produce(self, item: Rejected, on_acked: Callable[[Rejected], None]) -> None:
         record = item.record
+        tp = (record.topic, record.partition)
+
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            if err is None:
+                self._outstanding[tp] -= 1
+                on_acked(item)
+                return
+            log.error(
+                "dead-letter produce failed; record stays uncommitted",
+                extra=_where(item) | {"error": str(err)},
+            )
+            if err.fatal() or err.code() in PERMANENT:
+                self.fatal = DeadLetterError(
+                    f"cannot write to DEAD_LETTER_TOPIC {self._topic!r}: {err.str()}"
+                )
+            else:
+                self._retry.append((item, on_acked))
+
         kwargs: dict[str, Any] = {}
         if record.timestamp_ms is not None:
             kwargs["timestamp"] = record.timestamp_ms
+        headers = dead_letter_headers(item, self._group_id, datetime.now(UTC))
         while True:
             try:
                 self._producer.produce(
                     self._topic,
                     value=record.value,
                     key=record.key,
-                    headers=dead_letter_headers(item, self._group_id, now),
-                    on_delivery=callback,
+                    headers=headers,
+                    on_delivery=report,
                     **kwargs,
                 )
                 return

@@ -33,14 +33,23 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._partitions: dict[TopicPartition, _PartitionState] = {}
         self._next_epoch = 0
+        self._unfinished = 0
+
+    @property
+    def unfinished(self) -> int:
+        """Records consumed and not yet done, over all partitions: the memory to bound."""
+        return self._unfinished
 
     def assign(self, tp: TopicPartition) -> int:
+        self.revoke(tp)
         self._next_epoch += 1
         self._partitions[tp] = _PartitionState(epoch=self._next_epoch)
         return self._next_epoch
 
     def revoke(self, tp: TopicPartition) -> None:
-        self._partitions.pop(tp, None)
+        state = self._partitions.pop(tp, None)
+        if state is not None:
+            self._unfinished -= len(state.pending) - len(state.finished)
 
     def epoch(self, tp: TopicPartition) -> int | None:
         state = self._partitions.get(tp)
@@ -52,33 +61,23 @@ class OffsetTracker:
         if state.pending and offset <= state.pending[-1]:
             raise ValueError(f"offset {offset} of {tp} is not after {state.pending[-1]}")
         state.pending.append(offset)
+        self._unfinished += 1
 
     def done(self, tp: TopicPartition, offset: int, epoch: int) -> bool:
         """Mark one record done; False when it belongs to an older assignment and was ignored."""
         state = self._partitions.get(tp)
         if state is None or state.epoch != epoch:
             return False
+        if offset in state.finished:
+            return True
         state.finished.add(offset)
+        self._unfinished -= 1
         pending, finished = state.pending, state.finished
         while pending and pending[0] in finished:
             first = pending.popleft()
             finished.discard(first)
             state.position = first + 1
         return True
-
-    def rewind(self, tp: TopicPartition) -> int | None:
-        """Forget unfinished records so they can be consumed again; return where to seek."""
-        state = self._partitions.get(tp)
-        if state is None or not state.pending:
-            return None
-        first_unfinished = state.pending[0]
-        state.pending.clear()
-        state.finished.clear()
-        return first_unfinished
-
-    def in_flight(self, tp: TopicPartition) -> int:
-        state = self._partitions.get(tp)
-        return len(state.pending) if state else 0
 
     def to_commit(self) -> dict[TopicPartition, int]:
         """Positions that moved since the last call; commit these."""

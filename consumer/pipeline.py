@@ -1,10 +1,8 @@
-"""The run loop: consume a batch, take every record to done, commit what is done.
+"""The poll loop: consume, decode and map, batch by session, hand calls to the senders, commit.
 
-Each record ends one of three ways — its events were accepted by PutEvents, or it was
-dead-lettered and the broker acknowledged that, or it is still unfinished because the endpoint or
-the dead-letter produce is unavailable. Unfinished partitions are rewound to their first unfinished
-record and consumed again, so the loop keeps polling (and keeps its group membership) instead of
-blocking on an outage, and nothing is committed past an unfinished record.
+Everything that changes state runs on this one thread; the sending threads only report back. The
+loop never sleeps and never blocks on a call: when too much is buffered it pauses the partitions
+and keeps polling, so the group membership (`max.poll.interval.ms`) never lapses.
 """
 
 from __future__ import annotations
@@ -13,21 +11,30 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from consumer.batching import plan_calls
+from consumer.batching import SessionBatcher
 from consumer.deadletter import DeadLetterProducer
 from consumer.decode import SchemalessDecoder
+from consumer.delivery import Delivery
 from consumer.mapping import InteractionMapper
 from consumer.offsets import OffsetTracker
-from consumer.records import Failure, MappedEvent, Rejected, SourceRecord
-from consumer.sink import PutEventsSink
+from consumer.records import Failure, Rejected, SourceRecord
 from consumer.source import TP, Source, to_record
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    batch_size: int = 500
+    linger_s: float = 0.2
+    max_buffered_records: int = 20_000
+    commit_interval_s: float = 1.0
+    shutdown_timeout_s: float = 30.0
 
 
 @dataclass
@@ -35,16 +42,19 @@ class RunSummary:
     consumed: int = 0
     sent_events: int = 0
     calls: int = 0
+    retries: int = 0
+    throttles: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     committed: dict[TP, int] = field(default_factory=dict)
 
     def line(self) -> str:
         by_stage = ", ".join(f"{k}={v}" for k, v in sorted(self.dead_lettered.items())) or "none"
-        committed = sum(self.committed.values())
         return (
             f"consumed={self.consumed} sent={self.sent_events} calls={self.calls} "
+            f"retries={self.retries} throttled={self.throttles} "
             f"dead_lettered={sum(self.dead_lettered.values())} ({by_stage}) "
-            f"committed_offsets={committed} over {len(self.committed)} partitions"
+            f"committed_offsets={sum(self.committed.values())} "
+            f"over {len(self.committed)} partitions"
         )
 
 
@@ -55,45 +65,70 @@ class Pipeline:
         topics: tuple[str, ...],
         decoder: SchemalessDecoder,
         mapper: InteractionMapper,
-        sink: PutEventsSink,
+        delivery: Delivery,
         dead_letter: DeadLetterProducer,
-        batch_size: int = 500,
-        max_poll_interval_ms: int = 300_000,
+        tuning: Tuning,
     ) -> None:
         self._decoder, self._mapper = decoder, mapper
-        self._sink, self._dead_letter = sink, dead_letter
-        self._batch_size = batch_size
-        # Half the poll interval for sending a batch, the rest for slow calls and the commit.
-        self._send_budget_s = max_poll_interval_ms / 1000 / 2
+        self._delivery, self._dead_letter = delivery, dead_letter
+        self._tuning = tuning
         self._tracker = OffsetTracker()
+        self._batcher = SessionBatcher(tuning.linger_s)
         self._assigned: set[TP] = set()
+        self._paused = False
+        self._repause = False
+        self._fatal: Exception | None = None
+        self._last_commit = time.monotonic()
         self.summary = RunSummary()
         self._source = Source(consumer, topics, self._on_assign, self._on_revoke, self._on_lost)
+
+    @property
+    def in_flight_limit(self) -> int:
+        """The adaptive limit on calls in flight (lowered by throttling)."""
+        return self._delivery.limit
 
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, until_caught_up: bool = False) -> RunSummary:
-        consumer = self._source.consumer
+        """Run until `stop` (or caught up), drain, commit; raise what was fatal."""
         try:
-            while not stop.is_set():
-                messages = consumer.consume(self._batch_size, timeout=0.5)
-                if messages:
-                    self._process(messages)
-                    self._commit()
-                elif until_caught_up and self._caught_up():
+            while not stop.is_set() and self._fatal is None:
+                consumed = self._step()
+                if until_caught_up and not consumed and self._idle() and self._caught_up():
                     log.info("caught up with every assigned partition")
                     break
+            self._drain(send_buffered=self._fatal is None)
         finally:
             self._commit()
+        if self._fatal is not None:
+            raise self._fatal
         return self.summary
 
     def close(self) -> None:
         """Leave the group promptly: partitions move without waiting for a session timeout."""
+        self._delivery.close()
         self._dead_letter.close()
         self._source.consumer.close()
 
-    def _process(self, messages: list[Message]) -> None:
-        records = []
+    def _step(self) -> int:
+        saturated = self._paused or self._delivery.capacity() == 0
+        busy = self._tracker.unfinished > 0
+        # Waiting on the senders: wake for their results, not for the fetch timeout.
+        self._handle_completions(0.02 if saturated else 0.0)
+        messages = self._source.consumer.consume(
+            self._tuning.batch_size, timeout=0 if saturated else (0.02 if busy else 0.5)
+        )
+        self._ingest(messages)
+        self._dead_letter.poll(0)
+        self._fatal = self._fatal or self._dead_letter.fatal
+        self._submit(flush=False)
+        self._backpressure()
+        if time.monotonic() - self._last_commit >= self._tuning.commit_interval_s:
+            self._commit()
+        return len(messages)
+
+    def _ingest(self, messages: list[Message]) -> None:
+        now = time.monotonic()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -101,72 +136,83 @@ class Pipeline:
                     raise KafkaException(error)
                 log.warning("consumer error", extra={"error": str(error)})
                 continue
-            record = to_record(message)
-            self._tracker.track((record.topic, record.partition), record.offset)
-            records.append(record)
-        self.summary.consumed += len(records)
-
-        mapped, rejected = self._decode_and_map(records)
-        self._dead_letter_all(rejected)
-        deadline = time.monotonic() + self._send_budget_s
-        for call in plan_calls(mapped):
-            result = self._sink.send(call, deadline)
-            self.summary.calls += result.calls
-            self.summary.sent_events += len(result.accepted)
-            self._finish(m.record for m in result.accepted)
-            self._dead_letter_all([Rejected(m.record, f) for m, f in result.rejected])
-        self._rewind_unfinished({(r.topic, r.partition) for r in records})
-
-    def _decode_and_map(
-        self, records: list[SourceRecord]
-    ) -> tuple[list[MappedEvent], list[Rejected]]:
-        mapped: list[MappedEvent] = []
-        rejected: list[Rejected] = []
-        for record in records:
+            tp = (message.topic() or "", message.partition() or 0)
+            epoch = self._tracker.epoch(tp)
+            if epoch is None:
+                continue  # fetched before its partition was revoked
+            record = to_record(message, epoch)
+            self._tracker.track(tp, record.offset)
             value = self._decoder.decode(record.value)
             outcome = value if isinstance(value, Failure) else self._mapper.map(record, value)
             if isinstance(outcome, Failure):
-                rejected.append(Rejected(record, outcome))
+                self._send_to_dead_letter(Rejected(record, outcome))
             else:
-                mapped.append(outcome)
-        return mapped, rejected
+                self._batcher.add(outcome, now)
+        self.summary.consumed += len(messages)
 
-    def _dead_letter_all(self, rejected: list[Rejected]) -> None:
-        if not rejected:
-            return
-        for item in self._dead_letter.send(rejected):
-            r = item.record
-            log.info(
-                "record dead-lettered",
-                extra={
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "stage": item.failure.stage.value,
-                    "error": item.failure.error_class,
-                },
-            )
-            self.summary.dead_lettered[item.failure.stage.value] += 1
-            self._finish([r])
+    def _submit(self, flush: bool) -> None:
+        for call in self._batcher.ready(time.monotonic(), self._delivery.capacity(), flush):
+            self._delivery.submit(call)
 
-    def _finish(self, records: Iterable[SourceRecord]) -> None:
-        for r in records:
-            tp = (r.topic, r.partition)
-            epoch = self._tracker.epoch(tp)
-            if epoch is not None:
-                self._tracker.done(tp, r.offset, epoch)
+    def _handle_completions(self, timeout_s: float) -> None:
+        for completion in self._delivery.completions(timeout_s):
+            self._batcher.complete(completion.call.session)
+            if completion.fatal is not None:
+                self._fatal = self._fatal or completion.fatal
+                continue
+            result = completion.result
+            assert result is not None
+            self.summary.calls += result.calls
+            self.summary.retries += result.retries
+            self.summary.throttles += result.throttles
+            self.summary.sent_events += len(result.accepted)
+            for event in result.accepted:
+                self._finish(event.record)
+            for event, failure in result.rejected:
+                self._send_to_dead_letter(Rejected(event.record, failure))
+            still_ours = [m for m in result.unsent if self._owned(m.record)]
+            if still_ours and self._fatal is None:
+                self._batcher.retry(still_ours, time.monotonic())
 
-    def _rewind_unfinished(self, partitions: set[TP]) -> None:
-        for tp in partitions:
-            offset = self._tracker.rewind(tp)
-            if offset is not None:
-                log.warning(
-                    "rewinding to the first unfinished record",
-                    extra={"topic": tp[0], "partition": tp[1], "offset": offset},
-                )
-                self._source.seek(tp, offset)
+    def _send_to_dead_letter(self, item: Rejected) -> None:
+        self._dead_letter.send(item, self._dead_lettered)
+
+    def _dead_lettered(self, item: Rejected) -> None:
+        r = item.record
+        log.info(
+            "record dead-lettered",
+            extra={
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "stage": item.failure.stage.value,
+                "error": item.failure.error_class,
+            },
+        )
+        self.summary.dead_lettered[item.failure.stage.value] += 1
+        self._finish(r)
+
+    def _finish(self, record: SourceRecord) -> None:
+        self._tracker.done((record.topic, record.partition), record.offset, record.epoch)
+
+    def _owned(self, record: SourceRecord) -> bool:
+        return self._tracker.epoch((record.topic, record.partition)) == record.epoch
+
+    def _backpressure(self) -> None:
+        unfinished = self._tracker.unfinished
+        if not self._paused and unfinished >= self._tuning.max_buffered_records:
+            log.info("buffer full, pausing fetches", extra={"unfinished": unfinished})
+            self._source.pause_all()
+            self._paused = True
+        elif self._paused and unfinished <= self._tuning.max_buffered_records // 2:
+            self._source.resume_all()
+            self._paused = False
+        elif self._paused and self._repause:
+            self._source.pause_all()
+        self._repause = False
 
     def _commit(self) -> None:
+        self._last_commit = time.monotonic()
         positions = self._tracker.to_commit()
         if not positions:
             return
@@ -178,7 +224,39 @@ class Pipeline:
             return
         self.summary.committed.update(positions)
 
+    def _wait_for(
+        self, partitions: Collection[TP] | None, timeout_s: float, send_buffered: bool = False
+    ) -> None:
+        """Let calls and dead-letter produces (of these partitions) finish, bounded; then cancel."""
+        deadline = time.monotonic() + timeout_s
+
+        def busy() -> bool:
+            if partitions is not None:
+                return bool(
+                    self._delivery.in_flight_for(partitions)
+                    or self._dead_letter.outstanding_for(partitions)
+                )
+            waiting = len(self._batcher) if send_buffered and self._fatal is None else 0
+            return bool(self._delivery.in_flight or self._dead_letter.outstanding or waiting)
+
+        while busy() and time.monotonic() < deadline:
+            if send_buffered and self._fatal is None:
+                self._submit(flush=True)
+            self._handle_completions(0.02)
+            self._dead_letter.poll(0)
+        self._delivery.cancel(partitions)
+
+    def _drain(self, send_buffered: bool) -> None:
+        """Shutdown: stop fetching, send what is buffered, wait (bounded) for it, then commit."""
+        self._source.pause_all()
+        self._wait_for(None, self._tuning.shutdown_timeout_s, send_buffered)
+        self._commit()
+
+    def _idle(self) -> bool:
+        return self._tracker.unfinished == 0 and self._delivery.in_flight == 0
+
     def _caught_up(self) -> bool:
+        self._commit()
         consumer = self._source.consumer
         if not self._assigned:
             return False
@@ -190,19 +268,29 @@ class Pipeline:
                 return False
         return True
 
-    # -- rebalance callbacks (run inside consume) ---------------------------------------------
+    # -- rebalance callbacks (they run inside consume) ----------------------------------------
 
     def _on_assign(self, tps: list[TP]) -> None:
         for tp in tps:
             self._tracker.assign(tp)
             self._assigned.add(tp)
+        self._repause = self._paused
 
     def _on_revoke(self, tps: list[TP]) -> None:
-        # Batches finish before consume() is called again, so nothing of these is in flight.
+        revoked = set(tps)
+        self._batcher.drop(revoked)
+        self._wait_for(revoked, self._tuning.shutdown_timeout_s)
+        self._batcher.drop(revoked)  # events of cancelled calls that came back while waiting
         self._commit()
-        self._on_lost(tps)
+        self._forget(revoked)
 
     def _on_lost(self, tps: list[TP]) -> None:
+        lost = set(tps)
+        self._batcher.drop(lost)
+        self._delivery.cancel(lost)
+        self._forget(lost)
+
+    def _forget(self, tps: set[TP]) -> None:
         for tp in tps:
             self._tracker.revoke(tp)
             self._assigned.discard(tp)

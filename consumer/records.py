@@ -33,6 +33,8 @@ class SourceRecord:
     value: bytes | None
     headers: Headers
     timestamp_ms: int | None
+    #: The assignment of its partition it was consumed under; results of older ones are dropped.
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)

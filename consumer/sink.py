@@ -9,7 +9,7 @@ data could fix.
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -33,6 +33,7 @@ from tenacity import (
 )
 
 from consumer.batching import Call
+from consumer.flowcontrol import AdaptiveLimit, RateLimiter
 from consumer.records import Failure, MappedEvent, Stage
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ TRANSIENT_CODES = frozenset(
     }
 )
 BAD_DATA_CODES = frozenset({"InvalidInputException"})
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 
 
 class ErrorKind(Enum):
@@ -62,10 +64,6 @@ class ErrorKind(Enum):
 
 class FatalSinkError(Exception):
     """The endpoint refuses us for a reason only an operator can fix."""
-
-
-class SinkUnavailableError(Exception):
-    """Transient errors outlasted the deadline; the records stay unsent and uncommitted."""
 
 
 def classify(exc: BaseException) -> ErrorKind:
@@ -116,73 +114,103 @@ def make_client(region: str, max_connections: int = 10) -> Any:
 class SendResult:
     accepted: list[MappedEvent] = field(default_factory=list)
     rejected: list[tuple[MappedEvent, Failure]] = field(default_factory=list)
-    #: Left unsent because transient errors outlasted the retry budget; not done, not committed.
+    #: Left unsent because the call was cancelled (revoke, shutdown); not done, not committed.
     unsent: list[MappedEvent] = field(default_factory=list)
     calls: int = 0
+    retries: int = 0
+    throttles: int = 0
 
 
 class PutEventsSink:
-    """Sends calls; returns which events were accepted and which the service rejected.
+    """Sends one call (bisecting on bad input) and retries transient errors until it is cancelled.
 
-    Retries stop at the caller's deadline (a `time.monotonic()` value), so the poll loop is back
-    in time to keep its group membership however long an outage lasts.
+    Runs on a worker thread, so backoff never stalls the poll loop. Throttling is reported to the
+    adaptive limit; every attempt takes a token from the rate cap.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(
+        self,
+        client: Any,
+        limit: AdaptiveLimit | None = None,
+        rate: RateLimiter | None = None,
+        max_backoff_s: float = 5.0,
+    ) -> None:
         self._client = client
+        self._limit = limit or AdaptiveLimit(1)
+        self._rate = rate or RateLimiter(None)
+        self._max_backoff_s = max_backoff_s
 
-    def send(self, call: Call, deadline: float) -> SendResult:
+    def send(self, call: Call, cancel: threading.Event) -> SendResult:
         result = SendResult()
         try:
-            if time.monotonic() >= deadline:
-                raise SinkUnavailableError("no time left before the next poll")
-            self._send(call, result, deadline)
-        except SinkUnavailableError as exc:
+            self._send(call, result, cancel)
+        except _Cancelled:
             finished = {id(m) for m in result.accepted} | {id(m) for m, _ in result.rejected}
             result.unsent = [m for m in call.events if id(m) not in finished]
-            log.warning(
-                "PutEvents unavailable; records stay uncommitted", extra={"error": str(exc)}
-            )
         return result
 
-    def _send(self, call: Call, result: SendResult, deadline: float) -> None:
+    def _send(self, call: Call, result: SendResult, cancel: threading.Event) -> None:
         try:
-            self._put_with_retry(call, deadline)
-            result.calls += 1
+            self._put_with_retry(call, result, cancel)
         except ClientError as exc:
             if classify(exc) is not ErrorKind.BAD_DATA:
                 raise FatalSinkError(_fatal_message(exc)) from exc
-            result.calls += 1
             if len(call.events) == 1:
                 reason = exc.response.get("Error", {}).get("Message", "rejected by PutEvents")
                 failure = Failure(Stage.PUT_EVENTS, error_code(exc), reason)
                 result.rejected.append((call.events[0], failure))
                 return
             half = len(call.events) // 2
-            self._send(Call(call.session, call.events[:half]), result, deadline)
-            self._send(Call(call.session, call.events[half:]), result, deadline)
+            self._send(Call(call.session, call.events[:half]), result, cancel)
+            self._send(Call(call.session, call.events[half:]), result, cancel)
             return
         result.accepted.extend(call.events)
 
-    def _put_with_retry(self, call: Call, deadline: float) -> None:
+    def _put_with_retry(self, call: Call, result: SendResult, cancel: threading.Event) -> None:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            result.retries += 1
+            if exc is not None and error_code(exc) in THROTTLING_CODES:
+                result.throttles += 1
+                self._limit.on_throttle()
+            _log_retry(state)
+
         retrying = Retrying(
             retry=retry_if_exception(lambda e: classify(e) is ErrorKind.TRANSIENT),
-            wait=wait_random_exponential(multiplier=0.1, max=5.0),  # "full jitter"
-            stop=lambda _state: time.monotonic() >= deadline,
-            before_sleep=_log_retry,
+            wait=wait_random_exponential(multiplier=0.1, max=self._max_backoff_s),  # full jitter
+            stop=lambda _state: cancel.is_set(),
+            sleep=lambda seconds: _interruptible_sleep(cancel, seconds),
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
+                    if cancel.is_set():
+                        raise _Cancelled
+                    self._rate.acquire()
                     self._client.put_events(**call.request())
+        except _Cancelled:
+            raise
         except Exception as exc:
             kind = classify(exc)
-            if kind is ErrorKind.TRANSIENT:
-                raise SinkUnavailableError(f"PutEvents kept failing: {error_code(exc)}") from exc
-            if kind is ErrorKind.FATAL and not isinstance(exc, ClientError):
-                raise FatalSinkError(_fatal_message(exc)) from exc
-            raise
+            if kind is ErrorKind.TRANSIENT:  # retries only end this way when cancelled
+                raise _Cancelled from exc
+            if isinstance(exc, ClientError):  # bad data or fatal: `_send` decides
+                result.calls += 1
+                raise
+            raise FatalSinkError(_fatal_message(exc)) from exc
+        result.calls += 1
+        self._limit.on_success()
+
+
+def _interruptible_sleep(cancel: threading.Event, seconds: float) -> None:
+    """Backoff that a cancel (revoke, shutdown) cuts short."""
+    cancel.wait(seconds)
+
+
+class _Cancelled(Exception):
+    """The call was cancelled before it was accepted."""
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -43,7 +43,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def to_record(message: Message) -> SourceRecord:
+def to_record(message: Message, epoch: int = 0) -> SourceRecord:
     _kind, timestamp = message.timestamp()
     headers = message.headers() or []
     topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -56,6 +56,7 @@ def to_record(message: Message) -> SourceRecord:
         value=message.value(),
         headers=list(headers.items() if isinstance(headers, dict) else headers),
         timestamp_ms=timestamp if timestamp > 0 else None,
+        epoch=epoch,
     )
 
 
@@ -97,8 +98,11 @@ class Source:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         self.consumer.commit(offsets=offsets, asynchronous=False)
 
-    def seek(self, tp: TP, offset: int) -> None:
-        self.consumer.seek(TopicPartition(tp[0], tp[1], offset))
+    def pause_all(self) -> None:
+        self.consumer.pause(self.consumer.assignment())
+
+    def resume_all(self) -> None:
+        self.consumer.resume(self.consumer.assignment())
 
 
 def _fmt(tps: list[TP]) -> str:

@@ -39,6 +39,7 @@ def test_commit_position_never_passes_an_unfinished_record(
         finished.add(offset)
         committed = tracker.to_commit().get(TP, committed)
         unfinished = [o for o in offsets if o not in finished]
+        assert tracker.unfinished == len(unfinished)
         if committed is not None and unfinished:
             assert committed <= min(unfinished)
     assert committed == offsets[-1] + 1
@@ -55,6 +56,7 @@ def test_revocation_drops_late_results(case: tuple[list[int], list[int]], cut: i
         tracker.done(TP, offset, old_epoch)
     before = tracker.to_commit().get(TP)
     tracker.revoke(TP)
+    assert tracker.unfinished == 0
     new_epoch = tracker.assign(TP)
     # results of the old assignment that finish now must not move the new assignment's position
     assert all(not tracker.done(TP, offset, old_epoch) for offset in order[cut:])
@@ -62,21 +64,6 @@ def test_revocation_drops_late_results(case: tuple[list[int], list[int]], cut: i
     assert new_epoch != old_epoch
     if before is not None:
         assert before <= offsets[-1] + 1
-
-
-def test_rewind_returns_first_unfinished_and_forgets_the_rest() -> None:
-    tracker = OffsetTracker()
-    epoch = tracker.assign(TP)
-    for offset in (10, 11, 12, 13):
-        tracker.track(TP, offset)
-    tracker.done(TP, 10, epoch)
-    tracker.done(TP, 12, epoch)
-    assert tracker.rewind(TP) == 11
-    assert tracker.to_commit() == {TP: 11}
-    for offset in (11, 12, 13):  # consumed again after the seek
-        tracker.track(TP, offset)
-        tracker.done(TP, offset, epoch)
-    assert tracker.to_commit() == {TP: 14}
 
 
 def test_failed_commit_is_handed_out_again() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +11,7 @@ import pytest
 
 from consumer.batching import Call
 from consumer.emulator import EmulatorConfig, EmulatorServer
+from consumer.flowcontrol import AdaptiveLimit
 from consumer.records import MappedEvent, SessionKey, SourceRecord, Stage
 from consumer.sink import FatalSinkError, PutEventsSink, make_client
 
@@ -32,8 +33,13 @@ def sink() -> PutEventsSink:
     return PutEventsSink(make_client("us-east-1"))
 
 
-def within(seconds: float) -> float:
-    return time.monotonic() + seconds
+def within(seconds: float) -> threading.Event:
+    """A cancel signal that fires after `seconds` (a revoke or shutdown, in the engine)."""
+    cancel = threading.Event()
+    timer = threading.Timer(seconds, cancel.set)
+    timer.daemon = True
+    timer.start()
+    return cancel
 
 
 def call(count: int, bad: set[int] | None = None) -> Call:
@@ -64,14 +70,19 @@ def test_one_invalid_event_among_ten_is_isolated_and_the_rest_sent(
     assert emulator.stats()["accepted_events"] == 9
 
 
-def test_throttling_is_retried_until_accepted(emulator: EmulatorServer) -> None:
+def test_throttling_is_retried_until_accepted_and_lowers_the_limit(
+    emulator: EmulatorServer,
+) -> None:
     emulator.set_faults(throttle_ratio=0.6, error_5xx_ratio=0.2)
-    s = sink()
-    results = [s.send(call(10), within(30)) for _ in range(10)]
+    limit = AdaptiveLimit(16)
+    s = PutEventsSink(make_client("us-east-1"), limit=limit)
+    results = [s.send(call(10), threading.Event()) for _ in range(10)]
     assert all(len(r.accepted) == 10 and not r.rejected and not r.unsent for r in results)
     stats = emulator.stats()
     assert stats["accepted_events"] == 100
     assert stats["throttled"] > 0 and stats["errors_5xx"] > 0
+    assert sum(r.throttles for r in results) == stats["throttled"]
+    assert limit.limit < 16
 
 
 def test_access_denied_is_fatal_and_names_the_fix(emulator: EmulatorServer) -> None:
@@ -80,7 +91,9 @@ def test_access_denied_is_fatal_and_names_the_fix(emulator: EmulatorServer) -> N
         sink().send(call(3), within(30))
 
 
-def test_outage_beyond_the_retry_budget_leaves_events_unsent(emulator: EmulatorServer) -> None:
+def test_a_call_cancelled_during_an_outage_leaves_its_events_unsent(
+    emulator: EmulatorServer,
+) -> None:
     emulator.set_faults(outage=True)
     result = sink().send(call(4), within(0.5))
     assert not result.accepted and not result.rejected

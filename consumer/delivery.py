@@ -1,0 +1,100 @@
+"""Calls in flight: a bounded pool of sending threads and the results they hand back.
+
+boto3 clients are thread-safe, and a PutEvents call spends most of its time waiting on the
+network, so a few dozen threads keep many calls in flight while the poll loop stays free. Results
+come back through a queue that only the poll loop reads, so every state change (offsets, batcher,
+dead-letters) happens on one thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from consumer.batching import TP, Call
+from consumer.flowcontrol import AdaptiveLimit
+from consumer.sink import FatalSinkError, PutEventsSink, SendResult
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished call: its result, or the fatal error that ended it."""
+
+    call: Call
+    result: SendResult | None
+    fatal: FatalSinkError | None = None
+
+
+@dataclass
+class _InFlight:
+    call: Call
+    partitions: frozenset[TP]
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Delivery:
+    def __init__(self, sink: PutEventsSink, limit: AdaptiveLimit) -> None:
+        self._sink = sink
+        self._limit = limit
+        self._pool = ThreadPoolExecutor(limit.maximum, thread_name_prefix="put-events")
+        self._finished: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._in_flight: dict[int, _InFlight] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def limit(self) -> int:
+        return self._limit.limit
+
+    def capacity(self) -> int:
+        return max(0, self._limit.limit - len(self._in_flight))
+
+    def submit(self, call: Call) -> None:
+        partitions = frozenset((m.record.topic, m.record.partition) for m in call.events)
+        entry = _InFlight(call, partitions)
+        self._in_flight[id(call)] = entry
+        self._pool.submit(self._run, entry)
+
+    def _run(self, entry: _InFlight) -> None:
+        try:
+            completion = Completion(entry.call, self._sink.send(entry.call, entry.cancel))
+        except FatalSinkError as exc:
+            completion = Completion(entry.call, None, exc)
+        except Exception as exc:  # a bug must not leave a call in flight forever
+            completion = Completion(entry.call, None, FatalSinkError(f"unexpected error: {exc!r}"))
+        self._finished.put(completion)
+
+    def completions(self, timeout_s: float = 0.0) -> list[Completion]:
+        """Finished calls, waiting up to `timeout_s` for the first one."""
+        done: list[Completion] = []
+        try:
+            done.append(
+                self._finished.get(timeout=timeout_s)
+                if timeout_s > 0
+                else self._finished.get_nowait()
+            )
+            while True:
+                done.append(self._finished.get_nowait())
+        except queue.Empty:
+            pass
+        for completion in done:
+            self._in_flight.pop(id(completion.call), None)
+        return done
+
+    def in_flight_for(self, partitions: Collection[TP]) -> int:
+        return sum(1 for e in self._in_flight.values() if not e.partitions.isdisjoint(partitions))
+
+    def cancel(self, partitions: Collection[TP] | None = None) -> None:
+        """Stop retrying these calls; their unsent events stay uncommitted."""
+        for entry in self._in_flight.values():
+            if partitions is None or not entry.partitions.isdisjoint(partitions):
+                entry.cancel.set()
+
+    def close(self) -> None:
+        self.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
