@@ -26,15 +26,17 @@ def build_pipeline(settings: Settings) -> Pipeline:
     limit = AdaptiveLimit(settings.max_in_flight_calls)
     client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
     sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second))
+    dead_letter = DeadLetterProducer(
+        kafka_common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
+    )
+    dead_letter.check_topic()
     return Pipeline(
         consumer=Consumer(consumer_config(settings)),
         topics=settings.source_topics,
         decoder=SchemalessDecoder.from_file(settings.avro_schema_file),
         mapper=InteractionMapper(settings.personalize_tracking_id),
         delivery=Delivery(sink, limit),
-        dead_letter=DeadLetterProducer(
-            kafka_common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
-        ),
+        dead_letter=dead_letter,
         tuning=Tuning(
             batch_size=settings.consume_batch_size,
             linger_s=settings.batch_linger_ms / 1000,
@@ -53,8 +55,8 @@ def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
         log.info("stop requested", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     pipeline = build_pipeline(settings)
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log.info(
         "consuming",
         extra={"topics": ",".join(settings.source_topics), "group": settings.kafka_group_id},

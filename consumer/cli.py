@@ -8,6 +8,7 @@ import sys
 from confluent_kafka import KafkaException
 
 from consumer.config import ConfigError, load_settings
+from consumer.deadletter import DeadLetterError
 from consumer.observability import configure_logging
 from consumer.sink import FatalSinkError
 
@@ -58,7 +59,7 @@ def _run(until_caught_up: bool) -> int:
 
     try:
         summary = run(settings, until_caught_up=until_caught_up)
-    except (FatalSinkError, KafkaException) as exc:
+    except (FatalSinkError, DeadLetterError, KafkaException) as exc:
         print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
         return EXIT_FATAL
     print(f"personalize-consumer: {summary.line()}", flush=True)

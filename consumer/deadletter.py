@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from consumer.records import Headers, Rejected
 
@@ -78,6 +78,17 @@ class DeadLetterProducer:
         self._outstanding: dict[tuple[str, int], int] = {}
         self._retry: list[tuple[Rejected, Callable[[Rejected], None]]] = []
         self.fatal: DeadLetterError | None = None
+
+    def check_topic(self, timeout_s: float = 15.0) -> None:
+        """Fail at start-up, not at the first bad record, when the topic is missing or hidden."""
+        try:
+            metadata = self._producer.list_topics(self._topic, timeout=timeout_s)
+        except KafkaException as exc:
+            raise DeadLetterError(f"cannot reach Kafka to check DEAD_LETTER_TOPIC: {exc}") from exc
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None:
+            why = topic.error.str() if topic is not None and topic.error else "not found"
+            raise DeadLetterError(f"DEAD_LETTER_TOPIC {self._topic!r} is not usable: {why}")
 
     @property
     def outstanding(self) -> int:
