@@ -1,16 +1,51 @@
-# Small image, non-root, fine with a read-only root filesystem.
-FROM python:3.11-slim AS build
+# personalize-consumer image: small (python:3.11-slim), runs as uid 10001, and needs nothing
+# writable but /tmp, so it runs with a read-only root filesystem (Kubernetes
+# readOnlyRootFilesystem, `docker run --read-only --tmpfs /tmp`).
+#
+#   docker build -t personalize-consumer .
+#   docker run --rm --read-only --tmpfs /tmp -e KAFKA_BOOTSTRAP_SERVERS=... personalize-consumer
+#
+# The same image runs `personalize-consumer emulator` (the local PutEvents endpoint) and
+# `python -m consumer.samples` (the sample producer), as docker-compose.yml does. No HEALTHCHECK
+# here for that reason: the consumer's is GET /healthz on METRICS_PORT (9400), declared by
+# docker-compose.yml and the Helm chart's probes.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---- build: a virtualenv with the package and its dependencies (all from wheels) ----
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY consumer ./consumer
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The package finds its default schema beside itself (consumer.DEFAULT_SCHEMA_FILE): unless the
+# wheel ships it, point that directory at /app/schemas, which the runtime stage fills. Compile the
+# bytecode now: the runtime filesystem is read-only, so nothing could be cached there later.
+# (python -P: import the installed package, not ./consumer of the build context.)
+RUN pip install . \
+    && python -P -c "import consumer; d = consumer.DEFAULT_SCHEMA_FILE.parent; d.exists() or d.symlink_to('/app/schemas')" \
+    && python -m compileall -q -j 0 /opt/venv/lib
 
-FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# ---- runtime: the virtualenv and the schemas, nothing else ----
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
 COPY schemas /app/schemas
-ENV AVRO_SCHEMA_FILE=/app/schemas/interaction.avsc
+# Fail the build, not the first start, if the default schema cannot be found.
+RUN python -P -c "from consumer import DEFAULT_SCHEMA_FILE as f; assert f.is_file(), f" \
+    && personalize-consumer --help >/dev/null
+WORKDIR /app
 USER 10001:10001
+# METRICS_PORT: /metrics, /healthz, /readyz
+EXPOSE 9400
 ENTRYPOINT ["personalize-consumer"]
 CMD ["run"]
