@@ -13,6 +13,10 @@ Faults, for PutEvents only, drawn per call in this order:
 - `throttle_ratio`: 400 `ThrottlingException`.
 - `error_5xx_ratio`: 500 `InternalServerError` or 503 `ServiceUnavailable`, half each.
 - `latency_ms`: delays every answer (non-blocking), whatever it is.
+- `reject_event_types`: a call that passes validation but holds an event of one of these types
+  gets 400 `InvalidInputException` naming `eventList[i].eventType` (never the value), and none of
+  its events are accepted: bad input only the service can judge, as one bad event rejects a
+  whole PutEvents call.
 
 Admin API, never faulted: `GET|POST /_emulator/faults` (partial JSON updates),
 `GET /_emulator/stats`, `POST /_emulator/stats/reset`, `POST /_emulator/flush`,

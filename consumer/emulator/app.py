@@ -128,6 +128,16 @@ def check_signature(headers: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _rejected_event_types(events: list[dict[str, Any]], rejected: tuple[str, ...]) -> list[str]:
+    """The `reject_event_types` fault: one message per matching event, naming its position only
+    (the value is never echoed back, like the service's own messages about sensitive fields)."""
+    return [
+        f"eventList[{i}].eventType: is not accepted for this event tracker"
+        for i, event in enumerate(events)
+        if event.get("eventType") in rejected
+    ]
+
+
 class EmulatorApp:
     """Routes one parsed request to an answer; keeps counters and the events file."""
 
@@ -163,14 +173,16 @@ class EmulatorApp:
         if injected is Injected.OUTAGE:
             stats.outage_refusals += 1
             return Reply(None)
-        response = self._put_events(request, injected)
+        response = self._put_events(request, injected, faults.reject_event_types)
         if faults.latency_ms <= 0:
             return Reply(response)
         stats.delayed_calls += 1
         stats.latency_injected_ms += round(faults.latency_ms)
         return Reply(response, faults.latency_ms / 1000.0)
 
-    def _put_events(self, request: Request, injected: Injected | None) -> Response:
+    def _put_events(
+        self, request: Request, injected: Injected | None, reject_types: tuple[str, ...]
+    ) -> Response:
         stats = self.stats
         auth_error = check_signature(request.headers)
         if auth_error is not None:
@@ -194,11 +206,13 @@ class EmulatorApp:
             return error_response(
                 400, "SerializationException", "Request body is not a JSON object"
             )
-        violations = validate_put_events(body)
-        if violations:
+        problems = [v.message for v in validate_put_events(body)]
+        if not problems and reject_types:
+            problems = _rejected_event_types(body["eventList"], reject_types)
+        if problems:
             stats.rejected_calls += 1
-            count = len(violations)
-            shown = "; ".join(v.message for v in violations[:_MAX_VIOLATIONS_IN_MESSAGE])
+            count = len(problems)
+            shown = "; ".join(problems[:_MAX_VIOLATIONS_IN_MESSAGE])
             more = "; ..." if count > _MAX_VIOLATIONS_IN_MESSAGE else ""
             plural = "s" if count > 1 else ""
             message = f"{count} validation error{plural} detected: {shown}{more}"

@@ -59,6 +59,13 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--access-denied", action="store_true", help="answer every call AccessDeniedException"
     )
+    parser.add_argument(
+        "--reject-event-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="answer InvalidInputException to any call holding an event of this type (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed the fault draws")
 
 
@@ -71,6 +78,7 @@ def run_emulator_command(args: argparse.Namespace) -> int:
             error_5xx_ratio=args.error_5xx_ratio,
             outage=args.outage,
             access_denied=args.access_denied,
+            reject_event_types=tuple(args.reject_event_type),
         )
     except FaultError as error:
         print(f"emulator: {error}", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
@@ -23,13 +23,19 @@ class FaultError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Faults:
-    """What to inject. Ratios are probabilities per PutEvents call, in [0, 1]."""
+    """What to inject. Ratios are probabilities per PutEvents call, in [0, 1].
+
+    `reject_event_types`: a call that passes validation but holds an event of one of these
+    types is rejected whole with `InvalidInputException`, as the service rejects bad input it
+    alone can judge. Given as any list of strings; kept as a tuple, so the value stays immutable.
+    """
 
     latency_ms: float = 0.0
     throttle_ratio: float = 0.0
     error_5xx_ratio: float = 0.0
     outage: bool = False
     access_denied: bool = False
+    reject_event_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "throttle_ratio", "error_5xx_ratio"):
@@ -46,6 +52,10 @@ class Faults:
         for name in ("outage", "access_denied"):
             if not isinstance(getattr(self, name), bool):
                 raise FaultError(f"{name} must be true or false")
+        types: object = self.reject_event_types
+        if not isinstance(types, list | tuple) or not all(isinstance(t, str) and t for t in types):
+            raise FaultError("reject_event_types must be a list of non-empty strings")
+        object.__setattr__(self, "reject_event_types", tuple(types))
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with `changes` applied; partial updates keep the other settings."""
@@ -55,7 +65,10 @@ class Faults:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: lists, not tuples, so it compares equal to what the admin API returns."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["reject_event_types"] = list(self.reject_event_types)
+        return values
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Faults))

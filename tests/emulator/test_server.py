@@ -358,6 +358,90 @@ def test_set_faults_rejects_bad_values(server: EmulatorServer) -> None:
     assert server.faults == Faults()
 
 
+def test_rejected_event_type_rejects_the_whole_call_naming_the_position_only(
+    server: EmulatorServer, client: Any, events_path: Path
+) -> None:
+    server.set_faults(reject_event_types=["Poison", "Toxic"])
+    properties = json.dumps({"secret": "property-value-9"})
+    events = [
+        event(itemId="item-secret-1"),
+        event(eventType="Poison", itemId="item-secret-2", properties=properties),
+        event(eventType="poison"),  # Event types are case-sensitive: this one is fine.
+        event(eventType="Toxic"),
+    ]
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        put(client, *events, userId="user-secret-7")
+
+    assert error_code(caught.value) == "InvalidInputException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    message = caught.value.response["Error"]["Message"]
+    assert "eventList[1].eventType" in message and "eventList[3].eventType" in message
+    assert "eventList[0]" not in message and "eventList[2]" not in message
+    for secret in ("user-secret-7", "item-secret", "property-value-9", "Poison", "Toxic"):
+        assert secret not in message
+    server.flush()
+    assert not events_path.exists() or events_path.read_text() == ""  # None of the 4 accepted.
+    stats = server.stats()
+    assert (stats["rejected_calls"], stats["accepted_calls"], stats["accepted_events"]) == (1, 0, 0)
+
+
+def test_rejected_event_type_spares_calls_without_it_and_can_be_cleared(
+    server: EmulatorServer, client: Any
+) -> None:
+    server.set_faults(reject_event_types=["Poison"])
+    put(client, event(), event(eventType="Purchase"))
+    with pytest.raises(botocore.exceptions.ClientError):
+        put(client, event(eventType="Poison"))
+    server.set_faults(reject_event_types=[])
+    put(client, event(eventType="Poison"))
+    stats = server.stats()
+    assert (stats["accepted_calls"], stats["accepted_events"], stats["rejected_calls"]) == (2, 3, 1)
+
+
+def test_validation_errors_come_before_rejected_event_types(server: EmulatorServer) -> None:
+    server.set_faults(reject_event_types=["Poison"])
+    client = make_client(server.url, parameter_validation=False)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        put(client, event(eventType="Poison"), userId="u" * 257)
+    message = caught.value.response["Error"]["Message"]
+    assert "userId" in message and "eventType" not in message
+
+
+def test_injected_faults_come_before_rejected_event_types(
+    server: EmulatorServer, client: Any
+) -> None:
+    server.set_faults(reject_event_types=["Poison"], throttle_ratio=1.0)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        put(client, event(eventType="Poison"))
+    assert error_code(caught.value) == "ThrottlingException"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Poison", [""], [1], None, {"Poison": True}],
+    ids=["str", "empty", "int", "null", "dict"],
+)
+def test_set_faults_rejects_bad_event_type_lists(server: EmulatorServer, value: Any) -> None:
+    with pytest.raises(FaultError, match="reject_event_types"):
+        server.set_faults(reject_event_types=value)
+    assert server.faults.reject_event_types == ()
+
+
+def test_admin_sets_rejected_event_types(server: EmulatorServer, client: Any) -> None:
+    change = json.dumps({"reject_event_types": ["Poison"]}).encode()
+    status, _, faults = raw_request(server, "POST", "/_emulator/faults", change)
+    assert (status, faults["reject_event_types"]) == (200, ["Poison"])
+    assert server.faults == Faults(reject_event_types=("Poison",))
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        put(client, event(), event(eventType="Poison"))
+    assert "eventList[1].eventType" in caught.value.response["Error"]["Message"]
+    bad = json.dumps({"reject_event_types": "Poison"}).encode()
+    status, headers, body = raw_request(server, "POST", "/_emulator/faults", bad)
+    assert (status, headers["x-amzn-errortype"]) == (400, "InvalidInputException")
+    assert "reject_event_types" in body["message"]
+    assert raw_request(server, "GET", "/_emulator/faults")[2]["reject_event_types"] == ["Poison"]
+
+
 # --- admin API ------------------------------------------------------------------------------
 
 
@@ -372,6 +456,7 @@ def test_admin_faults_partial_update(server: EmulatorServer) -> None:
         "error_5xx_ratio": 0.1,
         "outage": False,
         "access_denied": False,
+        "reject_event_types": [],
     }
     status, headers, body = raw_request(server, "POST", "/_emulator/faults", b'{"outage": "yes"}')
     assert (status, headers["x-amzn-errortype"]) == (400, "InvalidInputException")
@@ -482,6 +567,7 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
     events_file = tmp_path / "cli-events.jsonl"
     command = [sys.executable, "-m", "consumer.emulator", "--port", "0"]
     command += ["--events-file", str(events_file), "--latency-ms", "1"]
+    command += ["--reject-event-type", "Poison", "--reject-event-type", "Toxic"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as process:
         try:
@@ -491,7 +577,12 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
                 assert selector.select(timeout=20), "emulator did not report readiness"
                 line = process.stdout.readline().strip()
             assert line.startswith("emulator listening on http://127.0.0.1:")
-            put(make_client(line.rsplit(" ", 1)[1]))
+            client = make_client(line.rsplit(" ", 1)[1])
+            put(client)
+            for rejected in ("Poison", "Toxic"):
+                with pytest.raises(botocore.exceptions.ClientError) as caught:
+                    put(client, event(), event(eventType=rejected))
+                assert error_code(caught.value) == "InvalidInputException"
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
         finally:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from consumer.app import build_pipeline
 from consumer.config import Settings, load_settings
+from consumer.emulator import EmulatorServer
 from consumer.mapping import derived_event_id
 from consumer.pipeline import Pipeline, RunSummary
 from consumer.samples import InteractionEncoder, interactions, produce
@@ -147,3 +154,272 @@ def read_all(bootstrap: str, topic: str, partitions: int = 1) -> list[Message]:
     finally:
         reader.close()
     return messages
+
+
+# --- clickstream keyed by session, the consumer as a real process, and what it left behind -----
+
+
+@dataclass(frozen=True)
+class Written:
+    """One record as the broker stored it, and the eventId the consumer must send it with."""
+
+    partition: int
+    offset: int
+    event_id: str
+    value: dict[str, Any]
+
+
+@dataclass
+class SessionStream:
+    """Records keyed by session: every session lives in one partition (session number % n)."""
+
+    topic: str
+    partitions: int
+    records: list[Written]
+
+    def __add__(self, more: SessionStream) -> SessionStream:
+        assert (more.topic, more.partitions) == (self.topic, self.partitions)
+        return SessionStream(self.topic, self.partitions, self.records + more.records)
+
+    def expected_ids(self) -> set[str]:
+        return {r.event_id for r in self.records}
+
+    def session_order(self) -> dict[str, list[str]]:
+        """sessionId -> its eventIds in offset order (one partition per session: well-defined)."""
+        ordered: dict[str, list[str]] = {}
+        for r in sorted(self.records, key=lambda r: (r.partition, r.offset)):
+            ordered.setdefault(r.value["sessionId"], []).append(r.event_id)
+        return ordered
+
+    def ids_below(self, offsets: Mapping[int, int]) -> set[str]:
+        """eventIds of the records below each partition's offset (a committed position)."""
+        return {r.event_id for r in self.records if r.offset < offsets.get(r.partition, -1)}
+
+
+def session_partition(value: Mapping[str, Any], partitions: int) -> int:
+    """`session-N` goes to partition N % partitions, as a keyed producer pins a session."""
+    return int(str(value["sessionId"]).rsplit("-", 1)[1]) % partitions
+
+
+def write_values(
+    bootstrap: str, topic: str, partitions: int, values: Sequence[dict[str, Any]]
+) -> SessionStream:
+    """Produce interaction values keyed by session (acks=all, idempotent), wait for every ack,
+    and return where each one landed."""
+    encoder = InteractionEncoder()
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+        }
+    )
+    landed: list[Written] = []
+    failures: list[str] = []
+
+    def on_delivery(value: dict[str, Any]) -> Callable[[KafkaError | None, Message], None]:
+        def report(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failures.append(str(err))
+                return
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None
+            event_id = value.get("eventId") or derived_event_id(topic, partition, offset)
+            landed.append(Written(partition, offset, event_id, value))
+
+        return report
+
+    for value in values:
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    value=encoder.encode(value),
+                    key=str(value["sessionId"]).encode(),
+                    partition=session_partition(value, partitions),
+                    on_delivery=on_delivery(value),
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    unacknowledged = producer.flush(60)
+    assert not failures and not unacknowledged, (failures[:3], unacknowledged)
+    assert len(landed) == len(values)
+    return SessionStream(topic, partitions, sorted(landed, key=lambda r: (r.partition, r.offset)))
+
+
+def write_sessions(
+    bootstrap: str, topic: str, partitions: int, count: int, sessions: int, seed: int = 7
+) -> SessionStream:
+    """`count` valid interactions over `sessions` sessions, each session in one partition."""
+    return write_values(bootstrap, topic, partitions, list(interactions(count, sessions, seed)))
+
+
+def arrived(emulator: EmulatorServer, events_file: Path) -> list[dict[str, Any]]:
+    """Every event the endpoint accepted so far, in acceptance order (duplicates included)."""
+    emulator.flush()
+    return accepted_events(events_file)
+
+
+def arrival_order(events: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """sessionId -> its eventIds in the order they were first accepted."""
+    ordered: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for event in events:
+        if event["eventId"] not in seen:
+            seen.add(event["eventId"])
+            ordered.setdefault(event["sessionId"], []).append(event["eventId"])
+    return ordered
+
+
+def stat_at_least(emulator: EmulatorServer, name: str, count: int) -> Callable[[], bool]:
+    """A condition for `wait_for`: the endpoint's counter `name` has reached `count`."""
+    return lambda: emulator.stats()[name] >= count
+
+
+def accepted_at_least(emulator: EmulatorServer, count: int) -> Callable[[], bool]:
+    """A condition for `wait_for`: the endpoint has accepted `count` events (replays count)."""
+    return stat_at_least(emulator, "accepted_events", count)
+
+
+def content(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What an accepted event says, apart from its eventId: a replay must say it again under
+    the same eventId."""
+    return (event["sessionId"], event["eventType"], event.get("itemId"), event["sentAt"])
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One consumer group reading one topic into one endpoint; `env()` is what `consumer run`
+    reads, and the rest reports the group's progress as a user would check it."""
+
+    bootstrap: str
+    topic: str
+    partitions: int
+    dead_letter: str
+    endpoint: str
+    group: str = field(default_factory=lambda: f"it-delivery-{uuid.uuid4().hex[:8]}")
+
+    def env(self, **settings: object) -> dict[str, str]:
+        """The environment for `consumer run`; keyword settings are upper-cased variable names,
+        e.g. `env(batch_linger_ms=2000)`."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        return inherited | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_GROUP_ID": self.group,
+            "SOURCE_TOPICS": self.topic,
+            "DEAD_LETTER_TOPIC": self.dead_letter,
+            "PERSONALIZE_TRACKING_ID": "tracker-it",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "PYTHONUNBUFFERED": "1",
+            **{name.upper(): str(value) for name, value in settings.items()},
+        }
+
+    def committed(self) -> dict[int, int]:
+        return committed(self.bootstrap, self.group, self.topic, self.partitions)
+
+    def end_offsets(self) -> dict[int, int]:
+        return end_offsets(self.bootstrap, self.topic, self.partitions)
+
+    def caught_up(self) -> bool:
+        """Every partition committed to its end; False (not an error) while the broker is away."""
+        try:
+            return self.committed() == self.end_offsets()
+        except KafkaException:
+            return False
+
+    def dead_letters(self) -> list[Message]:
+        return read_all(self.bootstrap, self.dead_letter)
+
+    def partitions_per_member(self) -> list[int]:
+        """How many partitions each member of the group owns, as its coordinator sees it
+        (empty while the broker cannot say)."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        try:
+            future = admin.describe_consumer_groups([self.group], request_timeout=10)[self.group]
+            members = future.result().members
+        except KafkaException:
+            return []
+        return sorted(len(m.assignment.topic_partitions) for m in members)
+
+
+class ConsumerProcess:
+    """`python -m consumer run` as a child process; stdout (JSON logs) and stderr go to files, so
+    a chatty run can never block on a full pipe."""
+
+    def __init__(self, env: Mapping[str, str], logs: Path, until_caught_up: bool = False) -> None:
+        command = [sys.executable, "-m", "consumer", "run"]
+        if until_caught_up:
+            command.append("--until-caught-up")
+        self.stdout_path, self.stderr_path = logs.with_suffix(".out"), logs.with_suffix(".err")
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.popen = subprocess.Popen(command, env=dict(env), stdout=out, stderr=err)
+
+    def send(self, sig: signal.Signals) -> None:
+        self.popen.send_signal(sig)
+
+    def exit_code(self, within_s: float) -> int:
+        """Wait for the exit; fail (with its stderr) if it takes longer than `within_s`."""
+        try:
+            return self.popen.wait(timeout=within_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"consumer pid {self.popen.pid} did not exit within {within_s}s; "
+                f"stderr: {self.stderr_tail()}"
+            ) from None
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """`wait_for`, failing at once (with its stderr) if the process exits meanwhile."""
+
+        def check() -> bool:
+            code = self.popen.poll()
+            if code is not None:
+                raise AssertionError(
+                    f"consumer exited with {code} before {what}; stderr: {self.stderr_tail()}"
+                )
+            return condition()
+
+        wait_for(check, timeout_s, what)
+
+    def kill(self) -> None:
+        """SIGKILL: no draining, no commit, like a crashed pod."""
+        self.popen.kill()
+        self.popen.wait(30)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stderr_tail(self) -> str:
+        """The end of stderr, for assertion messages."""
+        return self.stderr_tail()
+
+
+class Consumers:
+    """Starts consumer processes for a test and kills whatever is still running at the end."""
+
+    def __init__(self, logs_dir: Path) -> None:
+        self._logs_dir = logs_dir
+        self._started: list[ConsumerProcess] = []
+
+    def start(self, env: Mapping[str, str], until_caught_up: bool = False) -> ConsumerProcess:
+        logs = self._logs_dir / f"consumer-{len(self._started)}"
+        process = ConsumerProcess(env, logs, until_caught_up)
+        self._started.append(process)
+        return process
+
+    def run_until_caught_up(self, env: Mapping[str, str], within_s: float) -> ConsumerProcess:
+        """`run --until-caught-up` to its end; fail unless it exits 0 within `within_s`."""
+        process = self.start(env, until_caught_up=True)
+        code = process.exit_code(within_s)
+        assert code == 0, f"exit code {code}; stderr: {process.stderr_tail()}"
+        return process
+
+    def close(self) -> None:
+        for process in self._started:
+            if process.popen.poll() is None:
+                process.kill()

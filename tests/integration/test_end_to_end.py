@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from consumer.deadletter import H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_TOPIC
-from consumer.emulator import EmulatorConfig, EmulatorServer
+from consumer.emulator import EmulatorServer
 from consumer.samples import InteractionEncoder, bad_records
 from tests.integration.support import (
     accepted_events,
@@ -26,23 +26,6 @@ from tests.integration.support import (
     wait_for,
     write_clickstream,
 )
-
-
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    server = EmulatorServer(EmulatorConfig(events_file=tmp_path / "events.jsonl"))
-    server.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS", server.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def events_file(tmp_path: Path) -> Path:
-    return tmp_path / "events.jsonl"
 
 
 def flushed(emulator: EmulatorServer, events_file: Path) -> list[dict[str, object]]:
