@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     #: Amazon MSK IAM: SASL/OAUTHBEARER with tokens signed by the default AWS credential chain.
     kafka_msk_iam: bool = False
+    #: The MSK cluster's region when it differs from AWS_REGION (the event tracker's).
+    kafka_msk_iam_region: str | None = None
     #: Any other `KAFKA_<PROPERTY>` variable, as librdkafka properties (`KAFKA_FETCH_MAX_BYTES`
     #: becomes `fetch.max.bytes`). Never logged: it may carry credentials.
     kafka_properties: dict[str, str] = Field(default_factory=dict, repr=False)

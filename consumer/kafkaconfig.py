@@ -26,7 +26,7 @@ def common_config(
     }
     if settings.kafka_msk_iam:
         config["sasl.mechanism"] = "OAUTHBEARER"
-        config["oauth_cb"] = _msk_iam_token(settings.aws_region)
+        config["oauth_cb"] = _msk_iam_token(settings.kafka_msk_iam_region or settings.aws_region)
     elif settings.kafka_sasl_mechanism:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism
         if settings.kafka_sasl_username is not None:
