@@ -125,7 +125,7 @@ def main() -> int:
     first of SOURCE_TOPICS, for docker compose and for trying a deployment by hand."""
     import os
 
-    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+    from confluent_kafka.admin import AdminClient
 
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     topic = os.environ["SOURCE_TOPICS"].split(",")[0].strip()
