@@ -7,31 +7,38 @@ import signal
 import threading
 from types import FrameType
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
-from consumer.config import Settings
+from consumer.config import ConfigError, Settings
 from consumer.deadletter import DeadLetterProducer
 from consumer.decode import SchemalessDecoder
 from consumer.delivery import Delivery
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
+from consumer.health import Health, serve
+from consumer.kafkaconfig import common_config, consumer_config
 from consumer.mapping import InteractionMapper
+from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline, RunSummary, Tuning
 from consumer.sink import PutEventsSink, make_client
-from consumer.source import consumer_config, kafka_common_config
 
 log = logging.getLogger(__name__)
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
+def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeline:
+    metrics = metrics or Metrics()
     limit = AdaptiveLimit(settings.max_in_flight_calls)
     client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
-    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second))
-    dead_letter = DeadLetterProducer(
-        kafka_common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
-    )
+    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
+    try:
+        consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats))
+        dead_letter = DeadLetterProducer(
+            common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
+        )
+    except KafkaException as exc:  # librdkafka rejects a property before connecting
+        raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
     dead_letter.check_topic()
     return Pipeline(
-        consumer=Consumer(consumer_config(settings)),
+        consumer=consumer,
         topics=settings.source_topics,
         decoder=SchemalessDecoder.from_file(settings.avro_schema_file),
         mapper=InteractionMapper(settings.personalize_tracking_id),
@@ -44,6 +51,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
             commit_interval_s=settings.commit_interval_ms / 1000,
             shutdown_timeout_s=settings.shutdown_timeout_s,
         ),
+        metrics=metrics,
+        health=Health(stall_after_s=settings.shutdown_timeout_s + 60),
     )
 
 
@@ -56,6 +65,11 @@ def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
         stop.set()
 
     pipeline = build_pipeline(settings)
+    server = (
+        serve(settings.metrics_port, pipeline.metrics, pipeline.health)
+        if (settings.metrics_port)
+        else None
+    )
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log.info(
         "consuming",
@@ -65,5 +79,7 @@ def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
         return pipeline.run(stop, until_caught_up=until_caught_up)
     finally:
         pipeline.close()
+        if server is not None:
+            server.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -7,12 +7,14 @@ failing later inside librdkafka or boto3.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 import fastavro
-from pydantic import Field, ValidationError, field_validator, model_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumer import DEFAULT_SCHEMA_FILE
@@ -46,6 +48,27 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     commit_interval_ms: int = Field(default=1000, ge=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: /metrics, /healthz and /readyz; 0 turns the endpoint off.
+    metrics_port: int = Field(default=9400, ge=0, le=65535)
+
+    # Kafka security (the same for the consumer and the dead-letter producer).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    #: Amazon MSK IAM: SASL/OAUTHBEARER with tokens signed by the default AWS credential chain.
+    kafka_msk_iam: bool = False
+    #: The MSK cluster's region when it differs from AWS_REGION (the event tracker's).
+    kafka_msk_iam_region: str | None = None
+    #: Any other `KAFKA_<PROPERTY>` variable, as librdkafka properties (`KAFKA_FETCH_MAX_BYTES`
+    #: becomes `fetch.max.bytes`). Never logged: it may carry credentials.
+    kafka_properties: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @field_validator("source_topics", mode="before")
     @classmethod
@@ -92,6 +115,42 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator(
+        "kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location"
+    )
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if self.kafka_msk_iam:
+            if self.kafka_security_protocol != "SASL_SSL":
+                raise ValueError("KAFKA_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+            if self.kafka_sasl_mechanism not in (None, "OAUTHBEARER"):
+                raise ValueError("KAFKA_MSK_IAM uses KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        elif sasl and self.kafka_sasl_mechanism is None:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM is required with {self.kafka_security_protocol}"
+            )
+        elif (
+            sasl
+            and self.kafka_sasl_mechanism != "OAUTHBEARER"
+            and (not self.kafka_sasl_username or self.kafka_sasl_password is None)
+        ):
+            raise ValueError(
+                f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with "
+                f"{self.kafka_sasl_mechanism}"
+            )
+        if (self.kafka_ssl_certificate_location is None) != (self.kafka_ssl_key_location is None):
+            raise ValueError(
+                "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
+            )
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.dead_letter_topic in self.source_topics:
@@ -102,14 +161,30 @@ class Settings(BaseSettings):
         return self
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Read and check all settings; raise ConfigError naming each bad variable."""
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check all settings; raise ConfigError naming each bad variable.
+
+    `SETTINGS_FILE` may name a dotenv file of the same variables; the environment wins over it.
+    """
     env = dict(os.environ if environ is None else environ)
-    lowered = {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
-    if "aws_region" not in lowered and env.get("AWS_DEFAULT_REGION"):
-        lowered["aws_region"] = env["AWS_DEFAULT_REGION"]
+    if env.get("SETTINGS_FILE"):
+        path = Path(env["SETTINGS_FILE"])
+        if not path.is_file():
+            raise ConfigError(f"SETTINGS_FILE: no such file: {path}")
+        from_file = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        env = from_file | env
+    values: dict[str, object] = {
+        k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields
+    }
+    if "aws_region" not in values and env.get("AWS_DEFAULT_REGION"):
+        values["aws_region"] = env["AWS_DEFAULT_REGION"]
+    values["kafka_properties"] = {
+        k[len("KAFKA_") :].lower().replace("_", "."): v
+        for k, v in env.items()
+        if k.startswith("KAFKA_") and k.lower() not in Settings.model_fields
+    }
     try:
-        settings = Settings.model_validate(lowered)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     return settings

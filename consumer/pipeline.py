@@ -20,9 +20,11 @@ from consumer.batching import SessionBatcher
 from consumer.deadletter import DeadLetterProducer
 from consumer.decode import SchemalessDecoder
 from consumer.delivery import Delivery
+from consumer.health import Health
 from consumer.mapping import InteractionMapper
+from consumer.metrics import NS, Metrics
 from consumer.offsets import OffsetTracker
-from consumer.records import Failure, Rejected, SourceRecord
+from consumer.records import Failure, Rejected, SourceRecord, Stage
 from consumer.source import TP, Source, to_record
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class Tuning:
 
 @dataclass
 class RunSummary:
+    """What a run did, read back from the metrics (printed at exit and by the demo)."""
+
     consumed: int = 0
     sent_events: int = 0
     calls: int = 0
@@ -46,6 +50,23 @@ class RunSummary:
     throttles: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     committed: dict[TP, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, metrics: Metrics, committed: dict[TP, int]) -> RunSummary:
+        stages = {
+            stage.value: int(v)
+            for stage in Stage
+            if (v := metrics.value(f"{NS}_records_dead_lettered_total", stage=stage.value))
+        }
+        return cls(
+            consumed=int(metrics.total(f"{NS}_records_consumed_total")),
+            sent_events=int(metrics.total(f"{NS}_events_sent_total")),
+            calls=int(metrics.value(f"{NS}_put_events_calls_total", outcome="accepted")),
+            retries=int(metrics.total(f"{NS}_put_events_retries_total")),
+            throttles=int(metrics.value(f"{NS}_put_events_calls_total", outcome="throttled")),
+            dead_lettered=Counter(stages),
+            committed=dict(committed),
+        )
 
     def line(self) -> str:
         by_stage = ", ".join(f"{k}={v}" for k, v in sorted(self.dead_lettered.items())) or "none"
@@ -68,6 +89,8 @@ class Pipeline:
         delivery: Delivery,
         dead_letter: DeadLetterProducer,
         tuning: Tuning,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self._decoder, self._mapper = decoder, mapper
         self._delivery, self._dead_letter = delivery, dead_letter
@@ -79,8 +102,14 @@ class Pipeline:
         self._repause = False
         self._fatal: Exception | None = None
         self._last_commit = time.monotonic()
-        self.summary = RunSummary()
+        self._committed: dict[TP, int] = {}
+        self.metrics = metrics or Metrics()
+        self.health = health or Health(stall_after_s=tuning.shutdown_timeout_s + 60)
         self._source = Source(consumer, topics, self._on_assign, self._on_revoke, self._on_lost)
+
+    @property
+    def summary(self) -> RunSummary:
+        return RunSummary.of(self.metrics, self._committed)
 
     @property
     def in_flight_limit(self) -> int:
@@ -125,10 +154,19 @@ class Pipeline:
         self._backpressure()
         if time.monotonic() - self._last_commit >= self._tuning.commit_interval_s:
             self._commit()
+        self._observe()
         return len(messages)
+
+    def _observe(self) -> None:
+        m = self.metrics
+        m.in_flight.set(self._delivery.in_flight)
+        m.in_flight_limit.set(self._delivery.limit)
+        m.unfinished.set(self._tracker.unfinished)
+        self.health.beat()
 
     def _ingest(self, messages: list[Message]) -> None:
         now = time.monotonic()
+        consumed = self.metrics.consumed
         for message in messages:
             error = message.error()
             if error is not None:
@@ -142,13 +180,13 @@ class Pipeline:
                 continue  # fetched before its partition was revoked
             record = to_record(message, epoch)
             self._tracker.track(tp, record.offset)
+            consumed.labels(record.topic).inc()
             value = self._decoder.decode(record.value)
             outcome = value if isinstance(value, Failure) else self._mapper.map(record, value)
             if isinstance(outcome, Failure):
                 self._send_to_dead_letter(Rejected(record, outcome))
             else:
                 self._batcher.add(outcome, now)
-        self.summary.consumed += len(messages)
 
     def _submit(self, flush: bool) -> None:
         for call in self._batcher.ready(time.monotonic(), self._delivery.capacity(), flush):
@@ -162,10 +200,7 @@ class Pipeline:
                 continue
             result = completion.result
             assert result is not None
-            self.summary.calls += result.calls
-            self.summary.retries += result.retries
-            self.summary.throttles += result.throttles
-            self.summary.sent_events += len(result.accepted)
+            self.metrics.sent.inc(len(result.accepted))
             for event in result.accepted:
                 self._finish(event.record)
             for event, failure in result.rejected:
@@ -189,7 +224,7 @@ class Pipeline:
                 "error": item.failure.error_class,
             },
         )
-        self.summary.dead_lettered[item.failure.stage.value] += 1
+        self.metrics.dead_lettered.labels(item.failure.stage.value).inc()
         self._finish(r)
 
     def _finish(self, record: SourceRecord) -> None:
@@ -204,9 +239,11 @@ class Pipeline:
             log.info("buffer full, pausing fetches", extra={"unfinished": unfinished})
             self._source.pause_all()
             self._paused = True
+            self.metrics.paused.set(1)
         elif self._paused and unfinished <= self._tuning.max_buffered_records // 2:
             self._source.resume_all()
             self._paused = False
+            self.metrics.paused.set(0)
         elif self._paused and self._repause:
             self._source.pause_all()
         self._repause = False
@@ -216,13 +253,16 @@ class Pipeline:
         positions = self._tracker.to_commit()
         if not positions:
             return
+        started = time.monotonic()
         try:
             self._source.commit(positions)
         except KafkaException as exc:
             self._tracker.uncommit(positions)
+            self.metrics.commit_failures.inc()
             log.warning("commit failed; will retry", extra={"error": str(exc)})
             return
-        self.summary.committed.update(positions)
+        self.metrics.commit_seconds.observe(time.monotonic() - started)
+        self._committed.update(positions)
 
     def _wait_for(
         self, partitions: Collection[TP] | None, timeout_s: float, send_buffered: bool = False
@@ -275,6 +315,7 @@ class Pipeline:
             self._tracker.assign(tp)
             self._assigned.add(tp)
         self._repause = self._paused
+        self._rebalanced("assigned")
 
     def _on_revoke(self, tps: list[TP]) -> None:
         revoked = set(tps)
@@ -283,12 +324,18 @@ class Pipeline:
         self._batcher.drop(revoked)  # events of cancelled calls that came back while waiting
         self._commit()
         self._forget(revoked)
+        self._rebalanced("revoked")
 
     def _on_lost(self, tps: list[TP]) -> None:
         lost = set(tps)
         self._batcher.drop(lost)
         self._delivery.cancel(lost)
         self._forget(lost)
+        self._rebalanced("lost")
+
+    def _rebalanced(self, event: str) -> None:
+        self.metrics.rebalances.labels(event).inc()
+        self.health.assigned = len(self._assigned)
 
     def _forget(self, tps: set[TP]) -> None:
         for tp in tps:

@@ -118,3 +118,27 @@ def produce(
     remaining = producer.flush(60)
     if failures or remaining:
         raise RuntimeError(f"sample produce failed: {failures[:3]} ({remaining} unacknowledged)")
+
+
+def main() -> int:
+    """`python -m consumer.samples`: write a sample clickstream (with its bad records) to the
+    first of SOURCE_TOPICS, for docker compose and for trying a deployment by hand."""
+    import os
+
+    from confluent_kafka.admin import AdminClient
+
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = os.environ["SOURCE_TOPICS"].split(",")[0].strip()
+    count = int(os.environ.get("SAMPLE_RECORDS", "10000"))
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=30)
+    partitions = len(metadata.topics[topic].partitions) or 1
+    encoder = InteractionEncoder()
+    values = [encoder.encode(v) for v in interactions(count, sessions=max(1, count // 20))]
+    values += [bad.value for bad in bad_records(encoder)]
+    produce(bootstrap, topic, values, partitions)
+    print(f"wrote {len(values)} records to {topic} ({len(bad_records(encoder))} of them bad)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

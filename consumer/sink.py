@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -34,6 +35,7 @@ from tenacity import (
 
 from consumer.batching import Call
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
+from consumer.metrics import Metrics
 from consumer.records import Failure, MappedEvent, Stage
 
 log = logging.getLogger(__name__)
@@ -116,16 +118,13 @@ class SendResult:
     rejected: list[tuple[MappedEvent, Failure]] = field(default_factory=list)
     #: Left unsent because the call was cancelled (revoke, shutdown); not done, not committed.
     unsent: list[MappedEvent] = field(default_factory=list)
-    calls: int = 0
-    retries: int = 0
-    throttles: int = 0
 
 
 class PutEventsSink:
     """Sends one call (bisecting on bad input) and retries transient errors until it is cancelled.
 
     Runs on a worker thread, so backoff never stalls the poll loop. Throttling is reported to the
-    adaptive limit; every attempt takes a token from the rate cap.
+    adaptive limit; every attempt takes a token from the rate cap and is counted in the metrics.
     """
 
     def __init__(
@@ -133,11 +132,13 @@ class PutEventsSink:
         client: Any,
         limit: AdaptiveLimit | None = None,
         rate: RateLimiter | None = None,
+        metrics: Metrics | None = None,
         max_backoff_s: float = 5.0,
     ) -> None:
         self._client = client
         self._limit = limit or AdaptiveLimit(1)
         self._rate = rate or RateLimiter(None)
+        self._metrics = metrics or Metrics()
         self._max_backoff_s = max_backoff_s
 
     def send(self, call: Call, cancel: threading.Event) -> SendResult:
@@ -151,7 +152,7 @@ class PutEventsSink:
 
     def _send(self, call: Call, result: SendResult, cancel: threading.Event) -> None:
         try:
-            self._put_with_retry(call, result, cancel)
+            self._put_with_retry(call, cancel)
         except ClientError as exc:
             if classify(exc) is not ErrorKind.BAD_DATA:
                 raise FatalSinkError(_fatal_message(exc)) from exc
@@ -166,12 +167,11 @@ class PutEventsSink:
             return
         result.accepted.extend(call.events)
 
-    def _put_with_retry(self, call: Call, result: SendResult, cancel: threading.Event) -> None:
+    def _put_with_retry(self, call: Call, cancel: threading.Event) -> None:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            result.retries += 1
+            self._metrics.retries.inc()
             if exc is not None and error_code(exc) in THROTTLING_CODES:
-                result.throttles += 1
                 self._limit.on_throttle()
             _log_retry(state)
 
@@ -189,7 +189,7 @@ class PutEventsSink:
                     if cancel.is_set():
                         raise _Cancelled
                     self._rate.acquire()
-                    self._client.put_events(**call.request())
+                    self._attempt(call)
         except _Cancelled:
             raise
         except Exception as exc:
@@ -197,11 +197,30 @@ class PutEventsSink:
             if kind is ErrorKind.TRANSIENT:  # retries only end this way when cancelled
                 raise _Cancelled from exc
             if isinstance(exc, ClientError):  # bad data or fatal: `_send` decides
-                result.calls += 1
                 raise
             raise FatalSinkError(_fatal_message(exc)) from exc
-        result.calls += 1
         self._limit.on_success()
+
+    def _attempt(self, call: Call) -> None:
+        started = time.monotonic()
+        try:
+            self._client.put_events(**call.request())
+        except Exception as exc:
+            self._metrics.calls.labels(_outcome(exc)).inc()
+            raise
+        finally:
+            self._metrics.call_seconds.observe(time.monotonic() - started)
+        self._metrics.calls.labels("accepted").inc()
+        self._metrics.events_per_call.observe(len(call.events))
+
+
+def _outcome(exc: BaseException) -> str:
+    kind = classify(exc)
+    if kind is ErrorKind.BAD_DATA:
+        return "invalid_input"
+    if kind is ErrorKind.TRANSIENT:
+        return "throttled" if error_code(exc) in THROTTLING_CODES else "transient"
+    return "fatal"
 
 
 def _interruptible_sleep(cancel: threading.Event, seconds: float) -> None:

@@ -9,38 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from consumer.config import Settings
 from consumer.records import SourceRecord
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-
-
-def kafka_common_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings shared by the consumer and the dead-letter producer."""
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": "personalize-consumer",
-    }
-
-
-def consumer_config(settings: Settings) -> dict[str, Any]:
-    return {
-        **kafka_common_config(settings),
-        "group.id": settings.kafka_group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": settings.kafka_auto_offset_reset,
-        "partition.assignment.strategy": "cooperative-sticky",
-        "max.poll.interval.ms": settings.max_poll_interval_ms,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": False,
-    }
 
 
 def to_record(message: Message, epoch: int = 0) -> SourceRecord:

@@ -75,3 +75,46 @@ def test_run_exits_2_naming_the_setting_before_connecting() -> None:
     )
     assert done.returncode == 2
     assert "PERSONALIZE_TRACKING_ID" in done.stderr
+
+
+def test_sasl_scram_needs_username_and_password() -> None:
+    env = VALID | {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}
+    with pytest.raises(ConfigError, match="KAFKA_SASL_PASSWORD"):
+        load_settings(env)
+    settings = load_settings(env | {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p4ss"})
+    assert "p4ss" not in repr(settings)
+
+
+def test_sasl_protocol_needs_a_mechanism() -> None:
+    with pytest.raises(ConfigError, match="KAFKA_SASL_MECHANISM"):
+        load_settings(VALID | {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+
+
+def test_msk_iam_needs_sasl_ssl() -> None:
+    with pytest.raises(ConfigError, match="SASL_SSL"):
+        load_settings(VALID | {"KAFKA_MSK_IAM": "true"})
+    assert load_settings(VALID | {"KAFKA_MSK_IAM": "true", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+
+
+def test_tls_files_must_exist() -> None:
+    with pytest.raises(ConfigError, match="KAFKA_SSL_CA_LOCATION"):
+        load_settings(VALID | {"KAFKA_SSL_CA_LOCATION": "/no/ca.pem"})
+
+
+def test_other_kafka_variables_pass_through_as_librdkafka_properties() -> None:
+    settings = load_settings(VALID | {"KAFKA_FETCH_MAX_BYTES": "1048576", "KAFKA_GROUP_ID": "g"})
+    assert settings.kafka_properties == {"fetch.max.bytes": "1048576"}
+    assert settings.kafka_group_id == "g"
+
+
+def test_settings_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    file = tmp_path / "consumer.env"
+    file.write_text("SOURCE_TOPICS=from-file\nLOG_LEVEL=debug\n")
+    env = {k: v for k, v in VALID.items() if k != "SOURCE_TOPICS"} | {"SETTINGS_FILE": str(file)}
+    assert load_settings(env).source_topics == ("from-file",)
+    assert load_settings(env | {"LOG_LEVEL": "error"}).log_level == "ERROR"
+
+
+def test_shutdown_timeout_must_fit_in_the_poll_interval() -> None:
+    with pytest.raises(ConfigError, match="SHUTDOWN_TIMEOUT_S"):
+        load_settings(VALID | {"SHUTDOWN_TIMEOUT_S": "200"})

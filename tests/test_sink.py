@@ -12,6 +12,7 @@ import pytest
 from consumer.batching import Call
 from consumer.emulator import EmulatorConfig, EmulatorServer
 from consumer.flowcontrol import AdaptiveLimit
+from consumer.metrics import Metrics
 from consumer.records import MappedEvent, SessionKey, SourceRecord, Stage
 from consumer.sink import FatalSinkError, PutEventsSink, make_client
 
@@ -74,14 +75,16 @@ def test_throttling_is_retried_until_accepted_and_lowers_the_limit(
     emulator: EmulatorServer,
 ) -> None:
     emulator.set_faults(throttle_ratio=0.6, error_5xx_ratio=0.2)
-    limit = AdaptiveLimit(16)
-    s = PutEventsSink(make_client("us-east-1"), limit=limit)
+    limit, metrics = AdaptiveLimit(16), Metrics()
+    s = PutEventsSink(make_client("us-east-1"), limit=limit, metrics=metrics)
     results = [s.send(call(10), threading.Event()) for _ in range(10)]
     assert all(len(r.accepted) == 10 and not r.rejected and not r.unsent for r in results)
     stats = emulator.stats()
     assert stats["accepted_events"] == 100
     assert stats["throttled"] > 0 and stats["errors_5xx"] > 0
-    assert sum(r.throttles for r in results) == stats["throttled"]
+    calls = "personalize_consumer_put_events_calls_total"
+    assert metrics.value(calls, outcome="throttled") == stats["throttled"]
+    assert metrics.value(calls, outcome="accepted") == 10
     assert limit.limit < 16
 
 

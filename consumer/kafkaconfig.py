@@ -1,0 +1,75 @@
+"""librdkafka configuration from the settings: connection, security, and the at-least-once knobs.
+
+The consumer and the dead-letter producer share one connection block, so they always reach the
+same cluster the same way (SASL/SCRAM, TLS, or Amazon MSK IAM).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from consumer.config import Settings
+
+
+def common_config(
+    settings: Settings, stats_cb: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Connection and security settings, then any `KAFKA_<PROPERTY>` passthrough on top."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": "personalize-consumer",
+        "security.protocol": settings.kafka_security_protocol.lower(),
+        # librdkafka's own log lines go through Python logging, so they come out as JSON too.
+        "logger": logging.getLogger("librdkafka"),
+    }
+    if settings.kafka_msk_iam:
+        config["sasl.mechanism"] = "OAUTHBEARER"
+        config["oauth_cb"] = _msk_iam_token(settings.kafka_msk_iam_region or settings.aws_region)
+    elif settings.kafka_sasl_mechanism:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        if settings.kafka_sasl_username is not None:
+            config["sasl.username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    optional = {
+        "ssl.ca.location": settings.kafka_ssl_ca_location,
+        "ssl.certificate.location": settings.kafka_ssl_certificate_location,
+        "ssl.key.location": settings.kafka_ssl_key_location,
+    }
+    config.update({k: str(v) for k, v in optional.items() if v is not None})
+    if settings.kafka_ssl_key_password is not None:
+        config["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
+    if stats_cb is not None:
+        config["stats_cb"] = stats_cb
+        config["statistics.interval.ms"] = 5000
+    config.update(settings.kafka_properties)
+    return config
+
+
+def consumer_config(
+    settings: Settings, stats_cb: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Auto-commit and the automatic offset store off: only done records are committed."""
+    return {
+        **common_config(settings, stats_cb),
+        "group.id": settings.kafka_group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": settings.kafka_auto_offset_reset,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    }
+
+
+def _msk_iam_token(region: str) -> Callable[[str], tuple[str, float]]:
+    def token(_config: str) -> tuple[str, float]:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        value, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        return value, expiry_ms / 1000
+
+    return token
