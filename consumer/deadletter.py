@@ -71,7 +71,15 @@ class DeadLetterProducer:
     """
 
     def __init__(self, producer_config: dict[str, Any], topic: str, group_id: str) -> None:
-        config = {**producer_config, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+        config = {
+            **producer_config,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            # a missing topic is a configuration error to report, not one for the broker to paper
+            # over with a one-partition default topic
+            "allow.auto.create.topics": False,
+        }
         self._producer = Producer(config)
         self._topic = topic
         self._group_id = group_id

@@ -49,6 +49,7 @@ def run_demo(records: int = 2000) -> int:
                         "DEAD_LETTER_TOPIC": DEAD_LETTER,
                         "PERSONALIZE_TRACKING_ID": "demo-tracker",
                         "AWS_REGION": "us-east-1",
+                        "METRICS_PORT": "0",
                     }
                 )
                 print("running the consumer until it has caught up...")

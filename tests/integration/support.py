@@ -317,6 +317,7 @@ class Deployment:
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "PYTHONUNBUFFERED": "1",
+            "METRICS_PORT": "0",  # several consumers share this machine
             **{name.upper(): str(value) for name, value in settings.items()},
         }
 

@@ -114,8 +114,10 @@ def test_three_sigkills_then_a_restart_deliver_everything_under_stable_event_ids
     app = Deployment(kafka_bootstrap, topic, 8, dead_letter, emulator.url)
     emulator.set_faults(latency_ms=5)  # slow enough to be killed with calls in flight
 
+    # A killed member holds its partitions until its session times out: keep that short.
+    env = app.env(kafka_session_timeout_ms=6000)
     for threshold in sorted(random.Random(20_000).sample(range(1_000, 15_000), 3)):
-        consumer = consumers.start(app.env())
+        consumer = consumers.start(env)
         consumer.wait_until(
             accepted_at_least(emulator, threshold), 120, f"{threshold} events accepted"
         )
@@ -124,7 +126,7 @@ def test_three_sigkills_then_a_restart_deliver_everything_under_stable_event_ids
     assert len(before_restart) < len(stream.records), "finished before the last kill"
     emulator.set_faults(latency_ms=0)
 
-    consumers.run_until_caught_up(app.env(), within_s=180)
+    consumers.run_until_caught_up(env, within_s=180)
 
     events = arrived(emulator, events_file)
     assert {e["eventId"] for e in events} == stream.expected_ids()

@@ -122,6 +122,8 @@ def test_sigkill_mid_stream_then_restart_delivers_every_record(
         "PERSONALIZE_TRACKING_ID": "tracker-it",
         "AWS_REGION": "us-east-1",
         "CONSUME_BATCH_SIZE": "100",
+        "METRICS_PORT": "0",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",  # the killed member's partitions come back sooner
     }
     command = [sys.executable, "-m", "consumer", "run", "--until-caught-up"]
 
