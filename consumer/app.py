@@ -15,7 +15,7 @@ from consumer.decode import SchemalessDecoder
 from consumer.delivery import Delivery
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
 from consumer.health import Health, serve
-from consumer.kafkaconfig import common_config, consumer_config
+from consumer.kafkaconfig import KafkaErrorWatch, common_config, consumer_config
 from consumer.mapping import InteractionMapper
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline, RunSummary, Tuning
@@ -29,10 +29,13 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
     limit = AdaptiveLimit(settings.max_in_flight_calls)
     client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
     sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
+    kafka_errors = KafkaErrorWatch()
     try:
-        consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats))
+        consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, kafka_errors))
         dead_letter = DeadLetterProducer(
-            common_config(settings), settings.dead_letter_topic, settings.kafka_group_id
+            common_config(settings, error_cb=kafka_errors),
+            settings.dead_letter_topic,
+            settings.kafka_group_id,
         )
     except KafkaException as exc:  # librdkafka rejects a property before connecting
         raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
@@ -53,6 +56,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
         ),
         metrics=metrics,
         health=Health(stall_after_s=settings.shutdown_timeout_s + 60),
+        kafka_errors=kafka_errors,
     )
 
 

@@ -10,11 +10,50 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
+
 from consumer.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: librdkafka retries these forever, but only an operator can fix them: stop and say so.
+FATAL_KAFKA_ERRORS = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError._SSL,
+    }
+)
+
+
+def is_fatal(error: KafkaError) -> bool:
+    return bool(error.fatal()) or error.code() in FATAL_KAFKA_ERRORS
+
+
+class KafkaErrorWatch:
+    """librdkafka's client-level errors (its `error_cb`): logged, and the first fatal one kept.
+
+    Broker outages (`_TRANSPORT`, `_ALL_BROKERS_DOWN`) are only logged: librdkafka reconnects.
+    """
+
+    def __init__(self) -> None:
+        self.fatal: KafkaException | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if is_fatal(error):
+            log.error("Kafka refused us", extra={"error": str(error)})
+            self.fatal = self.fatal or KafkaException(error)
+        else:
+            log.warning("Kafka client error", extra={"error": str(error)})
 
 
 def common_config(
-    settings: Settings, stats_cb: Callable[[str], None] | None = None
+    settings: Settings,
+    stats_cb: Callable[[str], None] | None = None,
+    error_cb: Callable[[KafkaError], None] | None = None,
 ) -> dict[str, Any]:
     """Connection and security settings, then any `KAFKA_<PROPERTY>` passthrough on top."""
     config: dict[str, Any] = {
@@ -41,6 +80,8 @@ def common_config(
     config.update({k: str(v) for k, v in optional.items() if v is not None})
     if settings.kafka_ssl_key_password is not None:
         config["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
+    if error_cb is not None:
+        config["error_cb"] = error_cb
     if stats_cb is not None:
         config["stats_cb"] = stats_cb
         config["statistics.interval.ms"] = 5000
@@ -49,11 +90,13 @@ def common_config(
 
 
 def consumer_config(
-    settings: Settings, stats_cb: Callable[[str], None] | None = None
+    settings: Settings,
+    stats_cb: Callable[[str], None] | None = None,
+    error_cb: Callable[[KafkaError], None] | None = None,
 ) -> dict[str, Any]:
     """Auto-commit and the automatic offset store off: only done records are committed."""
     return {
-        **common_config(settings, stats_cb),
+        **common_config(settings, stats_cb, error_cb),
         "group.id": settings.kafka_group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

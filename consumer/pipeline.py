@@ -21,6 +21,7 @@ from consumer.deadletter import DeadLetterProducer
 from consumer.decode import SchemalessDecoder
 from consumer.delivery import Delivery
 from consumer.health import Health
+from consumer.kafkaconfig import KafkaErrorWatch, is_fatal
 from consumer.mapping import InteractionMapper
 from consumer.metrics import NS, Metrics
 from consumer.offsets import OffsetTracker
@@ -91,6 +92,7 @@ class Pipeline:
         tuning: Tuning,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        kafka_errors: KafkaErrorWatch | None = None,
     ) -> None:
         self._decoder, self._mapper = decoder, mapper
         self._delivery, self._dead_letter = delivery, dead_letter
@@ -103,6 +105,7 @@ class Pipeline:
         self._fatal: Exception | None = None
         self._last_commit = time.monotonic()
         self._committed: dict[TP, int] = {}
+        self._kafka_errors = kafka_errors or KafkaErrorWatch()
         self.metrics = metrics or Metrics()
         self.health = health or Health(stall_after_s=tuning.shutdown_timeout_s + 60)
         self._source = Source(consumer, topics, self._on_assign, self._on_revoke, self._on_lost)
@@ -149,7 +152,7 @@ class Pipeline:
         )
         self._ingest(messages)
         self._dead_letter.poll(0)
-        self._fatal = self._fatal or self._dead_letter.fatal
+        self._fatal = self._fatal or self._dead_letter.fatal or self._kafka_errors.fatal
         self._submit(flush=False)
         self._backpressure()
         if time.monotonic() - self._last_commit >= self._tuning.commit_interval_s:
@@ -170,7 +173,7 @@ class Pipeline:
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.fatal():
+                if is_fatal(error):
                     raise KafkaException(error)
                 log.warning("consumer error", extra={"error": str(error)})
                 continue

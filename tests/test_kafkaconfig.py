@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from confluent_kafka import KafkaError
+
 from consumer.config import load_settings
-from consumer.kafkaconfig import common_config, consumer_config
+from consumer.kafkaconfig import KafkaErrorWatch, common_config, consumer_config
 
 BASE = {
     "KAFKA_BOOTSTRAP_SERVERS": "b:9092",
@@ -50,3 +52,13 @@ def test_msk_iam_uses_oauthbearer_with_a_token_callback() -> None:
     )
     assert config["sasl.mechanism"] == "OAUTHBEARER"
     assert callable(config["oauth_cb"])
+
+
+def test_authentication_failures_are_kept_as_fatal_and_outages_are_not() -> None:
+    watch = KafkaErrorWatch()
+    watch(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    watch(KafkaError(KafkaError._TRANSPORT))
+    assert watch.fatal is None  # librdkafka reconnects by itself
+    watch(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error"))
+    assert watch.fatal is not None
+    assert "authentication" in str(watch.fatal).lower()
