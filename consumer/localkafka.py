@@ -24,10 +24,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from consumer.localkafka_security import SecureListeners, listener_properties
 
 DEFAULT_VERSION = "4.1.1"
 _log = logging.getLogger(__name__)
@@ -60,9 +62,7 @@ rootLogger.appenderRef.file.ref = FILE
 _SERVER_PROPERTIES = """process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{c}
-listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}
-advertised.listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+{listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
@@ -160,17 +160,18 @@ def ensure_kafka_jars(version: str = DEFAULT_VERSION, cache_dir: Path | None = N
     return libs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _new_cluster_id() -> str:
     """Like Kafka's Uuid.randomUuid(): an id starting with '-' would parse as a CLI flag."""
     while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()).startswith("-"):
         pass
     return cid.rstrip("=")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports: each socket stays bound until all are picked."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.create_server(("127.0.0.1", 0))) for _ in range(count)]
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -237,7 +238,8 @@ def _stop_all() -> None:
 
 @dataclass(eq=False)
 class LocalKafka:
-    """One broker+controller JVM; ports and data survive :meth:`restart`."""
+    """One broker+controller JVM; ports and data survive :meth:`restart`. ``secure=True`` adds
+    SASL_SSL and mutual-TLS listeners (see :attr:`security`); ``bootstrap_servers`` is PLAINTEXT."""
 
     version: str = DEFAULT_VERSION
     workdir: Path | None = None
@@ -245,8 +247,10 @@ class LocalKafka:
     startup_timeout: float = 60.0
     heap: str = "512m"
     cache_dir: Path | None = None
+    secure: bool = False
     broker_port: int = field(default=0, init=False)
     controller_port: int = field(default=0, init=False)
+    security: SecureListeners | None = field(default=None, init=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_workdir: bool = field(default=False, init=False, repr=False)
 
@@ -278,19 +282,21 @@ class LocalKafka:
             self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.broker_port:
-            self.broker_port = self.controller_port = _free_port()
-            while self.controller_port == self.broker_port:
-                self.controller_port = _free_port()
+            self.broker_port, self.controller_port, sasl_ssl, ssl = _free_ports(4)
+            if self.secure:
+                self.security = SecureListeners(sasl_ssl, ssl, self._dir / "tls")
         _live.add(self)
         cfg, data = self._dir / "server.properties", self._dir / "data"
-        b, c, n = self.broker_port, self.controller_port, self.partitions_default
-        cfg.write_text(_SERVER_PROPERTIES.format(b=b, c=c, data=data, partitions=n))
+        c, n = self.controller_port, self.partitions_default
+        listeners = listener_properties(self.broker_port, c, self.security)
+        cfg.write_text(_SERVER_PROPERTIES.format(c=c, listeners=listeners, data=data, partitions=n))
         (self._dir / "log4j2.properties").write_text(_LOG4J2.format(log_file=self.log_file))
         java_cmd = [java, f"-Dlog4j2.configurationFile={self._dir / 'log4j2.properties'}"]
         java_cmd += ["-cp", str(libs / "*")]
         if not (data / "meta.properties").exists():
             fmt = [*java_cmd, "kafka.tools.StorageTool", "format", "--standalone"]
             fmt += ["-t", _new_cluster_id(), "-c", str(cfg)]
+            fmt += self.security.format_args() if self.security else []
             res = subprocess.run(fmt, capture_output=True, text=True, timeout=120)
             if res.returncode != 0:
                 raise StartError(f"kafka-storage format failed:\n{res.stdout}{res.stderr}")
@@ -300,6 +306,8 @@ class LocalKafka:
             self._proc = _spawn([*java_cmd, "kafka.Kafka", str(cfg)], out, self._dir)
         try:
             wait_for_broker(self.bootstrap_servers, self.startup_timeout, self._check_alive)
+            if self.security is not None:
+                self.security.wait_ready(self._check_alive)
         except (TimeoutError, StartError) as exc:
             tail = self._log_tail()
             self._kill()
@@ -320,6 +328,7 @@ class LocalKafka:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir, self._own_workdir = None, False
                 self.broker_port = self.controller_port = 0
+                self.security = None
 
     def restart(self, graceful: bool = True) -> None:
         """Bounce the broker on the same ports and data; ``graceful=False`` simulates a crash."""

@@ -25,7 +25,7 @@ from consumer.kafkaconfig import KafkaErrorWatch, is_fatal
 from consumer.mapping import InteractionMapper
 from consumer.metrics import NS, Metrics
 from consumer.offsets import OffsetTracker
-from consumer.records import Failure, Rejected, SourceRecord, Stage
+from consumer.records import Failure, Rejected, SourceRecord, Stage, TransientError
 from consumer.source import TP, Source, to_record
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,9 @@ class Pipeline:
         self._batcher = SessionBatcher(tuning.linger_s)
         self._assigned: set[TP] = set()
         self._paused = False
-        self._repause = False
+        self._held: dict[TP, float] = {}  # partition -> when to fetch it again
+        self._held_backoff: dict[TP, float] = {}
+        self._steer = False  # fetch state changed: re-apply pauses
         self._fatal: Exception | None = None
         self._last_commit = time.monotonic()
         self._committed: dict[TP, int] = {}
@@ -154,7 +156,7 @@ class Pipeline:
         self._dead_letter.poll(0)
         self._fatal = self._fatal or self._dead_letter.fatal or self._kafka_errors.fatal
         self._submit(flush=False)
-        self._backpressure()
+        self._fetch_control()
         if time.monotonic() - self._last_commit >= self._tuning.commit_interval_s:
             self._commit()
         self._observe()
@@ -179,12 +181,18 @@ class Pipeline:
                 continue
             tp = (message.topic() or "", message.partition() or 0)
             epoch = self._tracker.epoch(tp)
-            if epoch is None:
-                continue  # fetched before its partition was revoked
+            if epoch is None or tp in self._held:
+                continue  # revoked, or held back: fetched again later
             record = to_record(message, epoch)
+            try:
+                value = self._decoder.decode(record.value)
+            except TransientError as exc:
+                self._hold(tp, record.offset, exc)
+                continue
+            if self._held_backoff:
+                self._held_backoff.pop(tp, None)  # the dependency is back for this partition
             self._tracker.track(tp, record.offset)
             consumed.labels(record.topic).inc()
-            value = self._decoder.decode(record.value)
             outcome = value if isinstance(value, Failure) else self._mapper.map(record, value)
             if isinstance(outcome, Failure):
                 self._send_to_dead_letter(Rejected(record, outcome))
@@ -236,20 +244,40 @@ class Pipeline:
     def _owned(self, record: SourceRecord) -> bool:
         return self._tracker.epoch((record.topic, record.partition)) == record.epoch
 
-    def _backpressure(self) -> None:
+    def _hold(self, tp: TP, offset: int, exc: Exception) -> None:
+        """Stop taking `tp` in at `offset` and fetch it again after a backoff (doubling to 30 s)."""
+        backoff = min(30.0, 2 * self._held_backoff.get(tp, 0.5))
+        self._held_backoff[tp] = backoff
+        self._held[tp] = time.monotonic() + backoff
+        self._source.rewind(tp, offset)
+        self._steer = True
+        log.warning(
+            "holding a partition back: a dependency is unavailable",
+            extra={
+                "topic": tp[0],
+                "partition": tp[1],
+                "offset": offset,
+                "error": str(exc),
+                "retry_in_s": backoff,
+            },
+        )
+
+    def _fetch_control(self) -> None:
+        """Pause on a full buffer (resume at half), and release held partitions when due."""
         unfinished = self._tracker.unfinished
         if not self._paused and unfinished >= self._tuning.max_buffered_records:
             log.info("buffer full, pausing fetches", extra={"unfinished": unfinished})
-            self._source.pause_all()
-            self._paused = True
-            self.metrics.paused.set(1)
+            self._paused, self._steer = True, True
         elif self._paused and unfinished <= self._tuning.max_buffered_records // 2:
-            self._source.resume_all()
-            self._paused = False
-            self.metrics.paused.set(0)
-        elif self._paused and self._repause:
-            self._source.pause_all()
-        self._repause = False
+            self._paused, self._steer = False, True
+        now = time.monotonic()
+        for tp in [tp for tp, until in self._held.items() if until <= now]:
+            del self._held[tp]
+            self._steer = True
+        if self._steer:
+            self._source.steer(self._paused, self._held)
+            self.metrics.paused.set(1 if self._paused else 0)
+            self._steer = False
 
     def _commit(self) -> None:
         self._last_commit = time.monotonic()
@@ -291,7 +319,7 @@ class Pipeline:
 
     def _drain(self, send_buffered: bool) -> None:
         """Shutdown: stop fetching, send what is buffered, wait (bounded) for it, then commit."""
-        self._source.pause_all()
+        self._source.steer(stop_all=True)
         self._wait_for(None, self._tuning.shutdown_timeout_s, send_buffered)
         self._commit()
 
@@ -317,7 +345,7 @@ class Pipeline:
         for tp in tps:
             self._tracker.assign(tp)
             self._assigned.add(tp)
-        self._repause = self._paused
+        self._steer = True  # new partitions start fetching: pause them if we are paused
         self._rebalanced("assigned")
 
     def _on_revoke(self, tps: list[TP]) -> None:
@@ -344,3 +372,5 @@ class Pipeline:
         for tp in tps:
             self._tracker.revoke(tp)
             self._assigned.discard(tp)
+            self._held.pop(tp, None)
+            self._held_backoff.pop(tp, None)

@@ -37,6 +37,13 @@ class SourceRecord:
     epoch: int = 0
 
 
+class TransientError(Exception):
+    """A stage can't work right now (e.g. the Schema Registry is down): retry the record later.
+
+    Never a reason to dead-letter: the same record will succeed once the dependency is back.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why a record can never succeed. `reason` must never carry user data."""

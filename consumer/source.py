@@ -8,7 +8,7 @@ rebalance moves only the partitions that must move.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -48,6 +48,7 @@ class Source:
         on_lost: Callable[[list[TP]], None],
     ) -> None:
         self.consumer = consumer
+        self._paused: set[TP] = set()
         self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
         consumer.subscribe(
             list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
@@ -74,11 +75,20 @@ class Source:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         self.consumer.commit(offsets=offsets, asynchronous=False)
 
-    def pause_all(self) -> None:
-        self.consumer.pause(self.consumer.assignment())
+    def steer(self, stop_all: bool, held: Collection[TP] = ()) -> None:
+        """Fetch exactly the assigned partitions that are not held (or none, with `stop_all`)."""
+        assigned = {(p.topic, p.partition) for p in self.consumer.assignment()}
+        want = assigned if stop_all else assigned & set(held)
+        pause, resume = want - self._paused, (self._paused & assigned) - want
+        if pause:
+            self.consumer.pause([TopicPartition(t, p) for t, p in pause])
+        if resume:
+            self.consumer.resume([TopicPartition(t, p) for t, p in resume])
+        self._paused = want
 
-    def resume_all(self) -> None:
-        self.consumer.resume(self.consumer.assignment())
+    def rewind(self, tp: TP, offset: int) -> None:
+        """Fetch `tp` again from `offset` (its records after that were not taken in)."""
+        self.consumer.seek(TopicPartition(tp[0], tp[1], offset))
 
 
 def _fmt(tps: list[TP]) -> str:
