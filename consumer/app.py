@@ -39,7 +39,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
         )
     except KafkaException as exc:  # librdkafka rejects a property before connecting
         raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
-    dead_letter.check_topic()
+    dead_letter.check_topic(kafka_errors)
     return Pipeline(
         consumer=consumer,
         topics=settings.source_topics,

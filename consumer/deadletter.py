@@ -8,12 +8,14 @@ acks=all; a produce that fails leaves the record uncommitted, to be tried again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from consumer.kafkaconfig import KafkaErrorWatch
 from consumer.records import Headers, Rejected
 
 log = logging.getLogger(__name__)
@@ -87,12 +89,22 @@ class DeadLetterProducer:
         self._retry: list[tuple[Rejected, Callable[[Rejected], None]]] = []
         self.fatal: DeadLetterError | None = None
 
-    def check_topic(self, timeout_s: float = 15.0) -> None:
-        """Fail at start-up, not at the first bad record, when the topic is missing or hidden."""
-        try:
-            metadata = self._producer.list_topics(self._topic, timeout=timeout_s)
-        except KafkaException as exc:
-            raise DeadLetterError(f"cannot reach Kafka to check DEAD_LETTER_TOPIC: {exc}") from exc
+    def check_topic(self, errors: KafkaErrorWatch, timeout_s: float = 15.0) -> None:
+        """Fail at start-up, naming the cause, when the topic is missing or Kafka refuses us.
+
+        Polls while it waits, so librdkafka's client errors (bad credentials, untrusted
+        certificates) reach `errors` and end the wait at once instead of a generic timeout.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                metadata = self._producer.list_topics(self._topic, timeout=0.5)
+                break
+            except KafkaException as exc:
+                self._producer.poll(0)
+                if errors.fatal is not None or time.monotonic() >= deadline:
+                    cause = errors.fatal or errors.last or exc
+                    raise DeadLetterError(f"cannot check DEAD_LETTER_TOPIC: {cause}") from exc
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None:
             why = topic.error.str() if topic is not None and topic.error else "not found"

@@ -41,8 +41,11 @@ class KafkaErrorWatch:
 
     def __init__(self) -> None:
         self.fatal: KafkaException | None = None
+        self.last: KafkaError | None = None
 
     def __call__(self, error: KafkaError) -> None:
+        if error.code() != KafkaError._ALL_BROKERS_DOWN:  # a consequence; keep the cause
+            self.last = error
         if is_fatal(error):
             log.error("Kafka refused us", extra={"error": str(error)})
             self.fatal = self.fatal or KafkaException(error)

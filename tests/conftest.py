@@ -23,6 +23,9 @@ import pytest
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
+    from consumer.localkafka import LocalKafka
+    from consumer.localkafka_security import SecureListeners
+
 KAFKA_VERSION = "4.1.1"
 HOW_TO_GET_A_BROKER = (
     "set KAFKA_BOOTSTRAP_SERVERS=host:port, start a Docker engine (testcontainers runs "
@@ -158,6 +161,40 @@ def kafka_broker() -> Iterator[KafkaBroker]:
         yield KafkaBroker(kafka.bootstrap_servers, "local", kafka.restart)
     finally:
         kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[LocalKafka]:
+    """A local broker with SASL_SSL (SCRAM-SHA-512, PLAIN) and mutual-TLS listeners, for the
+    security tests. Always the jar broker, even with KAFKA_BOOTSTRAP_SERVERS or Docker: these
+    tests need a broker whose users and certificates they made. Lazy, like ``kafka_broker``."""
+    from consumer.localkafka import LocalKafka, UnavailableError
+
+    kafka = LocalKafka(version=KAFKA_VERSION, secure=True)
+    problem = ""
+    try:
+        try:
+            kafka.start()
+        except UnavailableError as exc:  # StartError is a real failure and propagates
+            problem = str(exc).splitlines()[0].rstrip(".")
+        if problem:
+            message = (
+                f"no secured local broker for the Kafka security tests: {problem}. They run "
+                "the official Kafka jars locally: install Java 17+, Maven 3 and openssl"
+            )
+            if os.environ.get("REQUIRE_KAFKA") == "1":
+                pytest.fail(f"{message} (REQUIRE_KAFKA=1)", pytrace=False)
+            pytest.skip(message)
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_security(secure_kafka: LocalKafka) -> SecureListeners:
+    """The secured listeners of ``secure_kafka``: addresses, CA, client certificate, users."""
+    assert secure_kafka.security is not None
+    return secure_kafka.security
 
 
 @pytest.fixture(scope="session")
