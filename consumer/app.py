@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from consumer.config import ConfigError, Settings
 from consumer.deadletter import DeadLetterProducer
-from consumer.decode import SchemalessDecoder
+from consumer.decode import make_decoder
 from consumer.delivery import Delivery
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
 from consumer.health import Health, serve
@@ -29,6 +29,16 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
     limit = AdaptiveLimit(settings.max_in_flight_calls)
     client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
     sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
+    auth = settings.schema_registry_basic_auth_user_info
+    try:
+        decoder = make_decoder(
+            settings.avro_schema_file,
+            settings.schema_registry_url,
+            auth.get_secret_value() if auth else None,
+            settings.avro_reader_schema_file,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"SCHEMA_REGISTRY_* / AVRO_READER_SCHEMA_FILE: {exc}") from None
     kafka_errors = KafkaErrorWatch()
     try:
         consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, kafka_errors))
@@ -43,7 +53,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
     return Pipeline(
         consumer=consumer,
         topics=settings.source_topics,
-        decoder=SchemalessDecoder.from_file(settings.avro_schema_file),
+        decoder=decoder,
         mapper=InteractionMapper(settings.personalize_tracking_id),
         delivery=Delivery(sink, limit),
         dead_letter=dead_letter,

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaException
 from consumer.config import ConfigError, load_settings
 from consumer.deadletter import DeadLetterError
 from consumer.observability import configure_logging
+from consumer.registry import RegistryAccessDenied
 from consumer.sink import FatalSinkError
 
 EXIT_CONFIG = 2
@@ -59,7 +60,7 @@ def _run(until_caught_up: bool) -> int:
 
     try:
         summary = run(settings, until_caught_up=until_caught_up)
-    except (FatalSinkError, DeadLetterError, KafkaException) as exc:
+    except (FatalSinkError, DeadLetterError, KafkaException, RegistryAccessDenied) as exc:
         print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
         return EXIT_FATAL
     print(f"personalize-consumer: {summary.line()}", flush=True)

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumer import DEFAULT_SCHEMA_FILE
+from consumer.decode import load_schema_file
 
 
 class ConfigError(Exception):
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(min_length=1)
     personalize_tracking_id: str = Field(min_length=1, max_length=256)
     avro_schema_file: Path = DEFAULT_SCHEMA_FILE
+    #: Records in the Confluent wire format, writer schemas fetched by id (AVRO_SCHEMA_FILE unused).
+    schema_registry_url: str | None = None
+    schema_registry_basic_auth_user_info: SecretStr | None = None
+    #: Optional reader schema: records of older/newer writer schemas are read into this shape.
+    avro_reader_schema_file: Path | None = None
     kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     #: boto3 reads only AWS_DEFAULT_REGION; AWS_REGION is what most tooling sets, so take either.
     aws_region: str = Field(min_length=1)
@@ -103,6 +109,22 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid Avro schema: {exc}") from exc
         return value
 
+    @field_validator("avro_reader_schema_file")
+    @classmethod
+    def _reader_schema_parses(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_schema_file(value)  # its ValueError names the file and the problem
+        return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_urls(cls, value: str | None) -> str | None:
+        for url in (value or "").split(","):
+            parsed = urlparse(url.strip())
+            if value is not None and (parsed.scheme not in ("http", "https") or not parsed.netloc):
+                raise ValueError("must be http(s) URLs, comma-separated")
+        return value
+
     @field_validator("aws_endpoint_url_personalize_events")
     @classmethod
     def _endpoint_is_url(cls, value: str | None) -> str | None:
@@ -149,6 +171,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _registry_auth(self) -> Settings:
+        auth = self.schema_registry_basic_auth_user_info
+        if auth is not None:
+            if self.schema_registry_url is None:
+                raise ValueError("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO needs SCHEMA_REGISTRY_URL")
+            if ":" not in auth.get_secret_value():
+                raise ValueError("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO must be user:password")
         return self
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from consumer.batching import SessionBatcher
 from consumer.deadletter import DeadLetterProducer
-from consumer.decode import SchemalessDecoder
+from consumer.decode import Decoder
 from consumer.delivery import Delivery
 from consumer.health import Health
 from consumer.kafkaconfig import KafkaErrorWatch, is_fatal
@@ -26,6 +26,7 @@ from consumer.mapping import InteractionMapper
 from consumer.metrics import NS, Metrics
 from consumer.offsets import OffsetTracker
 from consumer.records import Failure, Rejected, SourceRecord, Stage, TransientError
+from consumer.registry import RegistryAccessDenied
 from consumer.source import TP, Source, to_record
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Pipeline:
         self,
         consumer: Consumer,
         topics: tuple[str, ...],
-        decoder: SchemalessDecoder,
+        decoder: Decoder,
         mapper: InteractionMapper,
         delivery: Delivery,
         dead_letter: DeadLetterProducer,
@@ -142,6 +143,7 @@ class Pipeline:
         """Leave the group promptly: partitions move without waiting for a session timeout."""
         self._delivery.close()
         self._dead_letter.close()
+        self._decoder.close()
         self._source.consumer.close()
 
     def _step(self) -> int:
@@ -186,6 +188,10 @@ class Pipeline:
             record = to_record(message, epoch)
             try:
                 value = self._decoder.decode(record.value)
+            except RegistryAccessDenied as exc:  # won't fix itself: stop, like AccessDenied
+                self._fatal = self._fatal or exc
+                self._hold(tp, record.offset, exc)
+                continue
             except TransientError as exc:
                 self._hold(tp, record.offset, exc)
                 continue
