@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -11,12 +12,12 @@ from confluent_kafka import Consumer, KafkaException
 
 from consumer.config import ConfigError, Settings
 from consumer.deadletter import DeadLetterProducer
-from consumer.decode import make_decoder
+from consumer.decode import load_schema_file, make_decoder
 from consumer.delivery import Delivery
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
 from consumer.health import Health, serve
 from consumer.kafkaconfig import KafkaErrorWatch, common_config, consumer_config
-from consumer.mapping import InteractionMapper
+from consumer.mappingfile import MappingError, load_mapping
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline, RunSummary, Tuning
 from consumer.sink import PutEventsSink, make_client
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeline:
+    # Records decode to the reader schema's shape when there is one, else the writer's.
+    shape = settings.avro_reader_schema_file or settings.avro_schema_file
+    environ = os.environ | {"PERSONALIZE_TRACKING_ID": settings.personalize_tracking_id}
+    try:
+        mapper = load_mapping(settings.mapping_file, load_schema_file(shape), environ)
+    except MappingError as exc:
+        raise ConfigError(str(exc)) from None
     metrics = metrics or Metrics()
     limit = AdaptiveLimit(settings.max_in_flight_calls)
     client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
@@ -54,7 +62,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
         consumer=consumer,
         topics=settings.source_topics,
         decoder=decoder,
-        mapper=InteractionMapper(settings.personalize_tracking_id),
+        mapper=mapper,
         delivery=Delivery(sink, limit),
         dead_letter=dead_letter,
         tuning=Tuning(

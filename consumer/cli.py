@@ -60,6 +60,9 @@ def _run(until_caught_up: bool) -> int:
 
     try:
         summary = run(settings, until_caught_up=until_caught_up)
+    except ConfigError as exc:  # found while building the pipeline, before connecting
+        print(f"personalize-consumer: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (FatalSinkError, DeadLetterError, KafkaException, RegistryAccessDenied) as exc:
         print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
         return EXIT_FATAL

@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from consumer import DEFAULT_SCHEMA_FILE
+from consumer import DEFAULT_SCHEMA_FILE, SCHEMAS_DIR
 from consumer.decode import load_schema_file
 
 
@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(min_length=1)
     personalize_tracking_id: str = Field(min_length=1, max_length=256)
     avro_schema_file: Path = DEFAULT_SCHEMA_FILE
+    #: How records become PutEvents events (YAML); the default maps schemas/interaction.avsc.
+    mapping_file: Path = SCHEMAS_DIR / "interaction.mapping.yaml"
     #: Records in the Confluent wire format, writer schemas fetched by id (AVRO_SCHEMA_FILE unused).
     schema_registry_url: str | None = None
     schema_registry_basic_auth_user_info: SecretStr | None = None
@@ -138,7 +140,10 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "kafka_ssl_ca_location", "kafka_ssl_certificate_location", "kafka_ssl_key_location"
+        "kafka_ssl_ca_location",
+        "kafka_ssl_certificate_location",
+        "kafka_ssl_key_location",
+        "mapping_file",
     )
     @classmethod
     def _file_exists(cls, value: Path | None) -> Path | None:

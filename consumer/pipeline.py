@@ -22,7 +22,7 @@ from consumer.decode import Decoder
 from consumer.delivery import Delivery
 from consumer.health import Health
 from consumer.kafkaconfig import KafkaErrorWatch, is_fatal
-from consumer.mapping import InteractionMapper
+from consumer.mapping import Mapper, Skipped
 from consumer.metrics import NS, Metrics
 from consumer.offsets import OffsetTracker
 from consumer.records import Failure, Rejected, SourceRecord, Stage, TransientError
@@ -87,7 +87,7 @@ class Pipeline:
         consumer: Consumer,
         topics: tuple[str, ...],
         decoder: Decoder,
-        mapper: InteractionMapper,
+        mapper: Mapper,
         delivery: Delivery,
         dead_letter: DeadLetterProducer,
         tuning: Tuning,
@@ -202,6 +202,9 @@ class Pipeline:
             outcome = value if isinstance(value, Failure) else self._mapper.map(record, value)
             if isinstance(outcome, Failure):
                 self._send_to_dead_letter(Rejected(record, outcome))
+            elif isinstance(outcome, Skipped):  # filtered by the mapping: done, not sent
+                self.metrics.filtered.inc()
+                self._finish(record)
             else:
                 self._batcher.add(outcome, now)
 

@@ -397,7 +397,7 @@ class ConsumerProcess:
 
     def stderr_tail(self) -> str:
         """The end of stderr, for assertion messages."""
-        return self.stderr_tail()
+        return self.stderr()[-4000:]
 
 
 class Consumers:
