@@ -12,11 +12,12 @@ from confluent_kafka import Consumer, KafkaException
 
 from consumer.config import ConfigError, Settings
 from consumer.deadletter import DeadLetterProducer
-from consumer.decode import load_schema_file, make_decoder
+from consumer.decode import Decoder, load_schema_file, make_decoder
 from consumer.delivery import Delivery
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
 from consumer.health import Health, serve
 from consumer.kafkaconfig import KafkaErrorWatch, common_config, consumer_config
+from consumer.mapping import Mapper
 from consumer.mappingfile import MappingError, load_mapping
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline, RunSummary, Tuning
@@ -25,21 +26,20 @@ from consumer.sink import PutEventsSink, make_client
 log = logging.getLogger(__name__)
 
 
-def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeline:
+def build_mapper(settings: Settings) -> Mapper:
     # Records decode to the reader schema's shape when there is one, else the writer's.
     shape = settings.avro_reader_schema_file or settings.avro_schema_file
     environ = os.environ | {"PERSONALIZE_TRACKING_ID": settings.personalize_tracking_id}
     try:
-        mapper = load_mapping(settings.mapping_file, load_schema_file(shape), environ)
+        return load_mapping(settings.mapping_file, load_schema_file(shape), environ)
     except MappingError as exc:
         raise ConfigError(str(exc)) from None
-    metrics = metrics or Metrics()
-    limit = AdaptiveLimit(settings.max_in_flight_calls)
-    client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
-    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
+
+
+def build_decoder(settings: Settings) -> Decoder:
     auth = settings.schema_registry_basic_auth_user_info
     try:
-        decoder = make_decoder(
+        return make_decoder(
             settings.avro_schema_file,
             settings.schema_registry_url,
             auth.get_secret_value() if auth else None,
@@ -47,6 +47,15 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
         )
     except ValueError as exc:
         raise ConfigError(f"SCHEMA_REGISTRY_* / AVRO_READER_SCHEMA_FILE: {exc}") from None
+
+
+def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeline:
+    mapper = build_mapper(settings)
+    decoder = build_decoder(settings)
+    metrics = metrics or Metrics()
+    limit = AdaptiveLimit(settings.max_in_flight_calls)
+    client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
+    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
     kafka_errors = KafkaErrorWatch()
     try:
         consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, kafka_errors))

@@ -36,17 +36,50 @@ def main(argv: list[str] | None = None) -> int:
     emulator_cmd = commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo")
     add_emulator_arguments(emulator_cmd)
 
+    check_cmd = commands.add_parser(
+        "check", help="read records and show how they map, without committing or calling AWS"
+    )
+    check_cmd.add_argument("--topic", help="topic to read (default: the first of SOURCE_TOPICS)")
+    check_cmd.add_argument(
+        "--dead-letter", action="store_true", help="read DEAD_LETTER_TOPIC (e.g. after a fix)"
+    )
+    check_cmd.add_argument("--records", type=int, default=1000, help="how many to read")
+    check_cmd.add_argument(
+        "--show-values", action="store_true", help="print user ids, item ids and properties"
+    )
+
     demo_cmd = commands.add_parser("demo", help="local broker + endpoint + sample data, end to end")
     demo_cmd.add_argument("--records", type=int, default=2000, help="valid records to write")
 
     args = parser.parse_args(argv)
     if args.command == "emulator":
         return run_emulator_command(args)
+    if args.command == "check":
+        return _check(args)
     if args.command == "demo":
         from consumer.demo import run_demo
 
         return run_demo(records=args.records)
     return _run(args.until_caught_up)
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        from consumer.check import check
+
+        topic = settings.dead_letter_topic if args.dead_letter else args.topic
+        report = check(
+            settings, topic or settings.source_topics[0], args.records, show_values=args.show_values
+        )
+    except ConfigError as exc:
+        print(f"personalize-consumer: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KafkaException as exc:
+        print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    print(report.render())
+    return 0
 
 
 def _run(until_caught_up: bool) -> int:

@@ -1,0 +1,120 @@
+"""`personalize-consumer check`: how records of a topic would map, before going live.
+
+Reads up to N records from the start of a topic (a source topic, or the dead-letter topic after a
+fix) with a throwaway consumer group that never commits, decodes and maps them exactly as `run`
+does, and calls no AWS API. Sensitive values (user ids, item ids, properties) are masked unless
+asked for: the output of a check is often pasted into tickets.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from consumer.app import build_decoder, build_mapper
+from consumer.config import Settings
+from consumer.decode import Decoder
+from consumer.kafkaconfig import KafkaErrorWatch, common_config
+from consumer.mapping import Mapper, Skipped
+from consumer.records import Failure, MappedEvent, SourceRecord, TransientError
+from consumer.source import to_record
+
+SENSITIVE = ("userId", "itemId", "properties", "impression")
+
+
+@dataclass
+class CheckReport:
+    read: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self, top: int = 5) -> str:
+        lines = [f"read {self.read} records"]
+        lines += [f"  {outcome}: {n}" for outcome, n in self.outcomes.most_common()]
+        if self.reasons:
+            lines.append("top reasons:")
+            lines += [f"  {n} x {reason}" for reason, n in self.reasons.most_common(top)]
+        if self.examples:
+            lines.append("mapped examples:")
+            lines += ["  " + json.dumps(e, default=str, sort_keys=True) for e in self.examples]
+        return "\n".join(lines)
+
+
+def check(
+    settings: Settings, topic: str, records: int, examples: int = 3, show_values: bool = False
+) -> CheckReport:
+    decoder, mapper = build_decoder(settings), build_mapper(settings)
+    errors = KafkaErrorWatch()
+    reader = Consumer(
+        common_config(settings, error_cb=errors)
+        | {
+            "group.id": f"personalize-consumer-check-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    report = CheckReport()
+    try:
+        partitions = reader.list_topics(topic, timeout=15).topics[topic].partitions
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        at_end: set[int] = set()
+        while report.read < records and len(at_end) < len(partitions):
+            if errors.fatal is not None:
+                raise errors.fatal
+            message = reader.poll(1.0)
+            if message is None:
+                continue
+            if message.error() is not None:
+                at_end.add(message.partition() or 0)  # _PARTITION_EOF: nothing more there
+                continue
+            report.read += 1
+            _classify(report, to_record(message), decoder, mapper, examples, show_values)
+    finally:
+        reader.close()
+        decoder.close()
+    return report
+
+
+def _classify(
+    report: CheckReport,
+    record: SourceRecord,
+    decoder: Decoder,
+    mapper: Mapper,
+    examples: int,
+    show_values: bool,
+) -> None:
+    try:
+        value = decoder.decode(record.value)
+    except TransientError as exc:
+        report.outcomes["unavailable (would be retried)"] += 1
+        report.reasons[f"decode: {exc}"] += 1
+        return
+    outcome = value if isinstance(value, Failure) else mapper.map(record, value)
+    if isinstance(outcome, Failure):
+        report.outcomes[f"dead-letter ({outcome.stage.value})"] += 1
+        report.reasons[f"{outcome.stage.value}: {outcome.reason}"] += 1
+    elif isinstance(outcome, Skipped):
+        report.outcomes["filtered"] += 1
+    elif isinstance(outcome, MappedEvent):
+        report.outcomes["sent"] += 1
+        if len(report.examples) < examples:
+            report.examples.append(_example(outcome, show_values))
+
+
+def _example(mapped: MappedEvent, show_values: bool) -> dict[str, Any]:
+    event = dict(mapped.event) | {
+        "trackingId": mapped.session.tracking_id,
+        "sessionId": mapped.session.session_id,
+        "userId": mapped.session.user_id,
+    }
+    if not show_values:
+        for name in SENSITIVE:
+            if event.get(name) is not None:
+                event[name] = "***"
+    return event
