@@ -11,7 +11,7 @@ from types import FrameType
 from confluent_kafka import Consumer, KafkaException
 
 from consumer.config import ConfigError, Settings
-from consumer.deadletter import DeadLetterProducer
+from consumer.deadletter import DeadLetterProducer, DeadLetterSink
 from consumer.decode import Decoder, load_schema_file, make_decoder
 from consumer.delivery import Delivery
 from consumer.flowcontrol import AdaptiveLimit, RateLimiter
@@ -21,6 +21,7 @@ from consumer.mapping import Mapper
 from consumer.mappingfile import MappingError, load_mapping
 from consumer.metrics import Metrics
 from consumer.pipeline import Pipeline, RunSummary, Tuning
+from consumer.replay import LeaveInPlace, original
 from consumer.sink import PutEventsSink, make_client
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,12 @@ def build_decoder(settings: Settings) -> Decoder:
         raise ConfigError(f"SCHEMA_REGISTRY_* / AVRO_READER_SCHEMA_FILE: {exc}") from None
 
 
-def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeline:
+def build_pipeline(
+    settings: Settings, metrics: Metrics | None = None, replay: bool = False
+) -> Pipeline:
+    """The consumer; with `replay`, the same engine reading the dead-letter topic (replay.py)."""
+    if replay:
+        settings = settings.model_copy(update={"kafka_group_id": replay_group(settings)})
     mapper = build_mapper(settings)
     decoder = build_decoder(settings)
     metrics = metrics or Metrics()
@@ -57,19 +63,23 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
     client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
     sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
     kafka_errors = KafkaErrorWatch()
+    dead_letter: DeadLetterSink
     try:
         consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, kafka_errors))
-        dead_letter = DeadLetterProducer(
-            common_config(settings, error_cb=kafka_errors),
-            settings.dead_letter_topic,
-            settings.kafka_group_id,
-        )
+        if replay:
+            dead_letter = LeaveInPlace()
+        else:
+            dead_letter = DeadLetterProducer(
+                common_config(settings, error_cb=kafka_errors),
+                settings.dead_letter_topic,
+                settings.kafka_group_id,
+            )
+            dead_letter.check_topic(kafka_errors)
     except KafkaException as exc:  # librdkafka rejects a property before connecting
         raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
-    dead_letter.check_topic(kafka_errors)
     return Pipeline(
         consumer=consumer,
-        topics=settings.source_topics,
+        topics=(settings.dead_letter_topic,) if replay else settings.source_topics,
         decoder=decoder,
         mapper=mapper,
         delivery=Delivery(sink, limit),
@@ -84,10 +94,16 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None) -> Pipeli
         metrics=metrics,
         health=Health(stall_after_s=settings.shutdown_timeout_s + 60),
         kafka_errors=kafka_errors,
+        origin=original if replay else None,
     )
 
 
-def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
+def replay_group(settings: Settings) -> str:
+    """A replay's own consumer group, so its progress is separate and resumable."""
+    return f"{settings.kafka_group_id}.replay"
+
+
+def run(settings: Settings, until_caught_up: bool = False, replay: bool = False) -> RunSummary:
     """Run until SIGTERM/SIGINT (or caught up); always commit what is done and leave the group."""
     stop = threading.Event()
 
@@ -95,7 +111,7 @@ def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
         log.info("stop requested", extra={"signal": signal.Signals(signum).name})
         stop.set()
 
-    pipeline = build_pipeline(settings)
+    pipeline = build_pipeline(settings, replay=replay)
     server = (
         serve(settings.metrics_port, pipeline.metrics, pipeline.health)
         if (settings.metrics_port)
@@ -104,7 +120,10 @@ def run(settings: Settings, until_caught_up: bool = False) -> RunSummary:
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     log.info(
         "consuming",
-        extra={"topics": ",".join(settings.source_topics), "group": settings.kafka_group_id},
+        extra={
+            "topics": settings.dead_letter_topic if replay else ",".join(settings.source_topics),
+            "group": replay_group(settings) if replay else settings.kafka_group_id,
+        },
     )
     try:
         return pipeline.run(stop, until_caught_up=until_caught_up)

@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     emulator_cmd = commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo")
     add_emulator_arguments(emulator_cmd)
 
+    replay_cmd = commands.add_parser(
+        "replay", help="send what now maps from DEAD_LETTER_TOPIC (own group, resumable)"
+    )
+    replay_cmd.add_argument(
+        "--until-caught-up", action="store_true", help="exit 0 once the dead-letter topic is done"
+    )
+
     check_cmd = commands.add_parser(
         "check", help="read records and show how they map, without committing or calling AWS"
     )
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         from consumer.demo import run_demo
 
         return run_demo(records=args.records)
-    return _run(args.until_caught_up)
+    return _run(args.until_caught_up, replay=args.command == "replay")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -82,7 +89,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(until_caught_up: bool) -> int:
+def _run(until_caught_up: bool, replay: bool = False) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -92,7 +99,7 @@ def _run(until_caught_up: bool) -> int:
     from consumer.app import run
 
     try:
-        summary = run(settings, until_caught_up=until_caught_up)
+        summary = run(settings, until_caught_up=until_caught_up, replay=replay)
     except ConfigError as exc:  # found while building the pipeline, before connecting
         print(f"personalize-consumer: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

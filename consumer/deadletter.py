@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -48,6 +48,19 @@ def dead_letter_headers(item: Rejected, group_id: str, failed_at: datetime) -> H
         (H_FAILED_AT, failed_at.isoformat(timespec="milliseconds")),
     ]
     return [*record.headers, *((k, v.encode()) for k, v in context)]
+
+
+class DeadLetterSink(Protocol):
+    """Where rejected records go: the dead-letter topic, or (for a replay) nowhere new."""
+
+    fatal: Exception | None
+
+    @property
+    def outstanding(self) -> int: ...
+    def outstanding_for(self, partitions: Collection[tuple[str, int]]) -> int: ...
+    def send(self, item: Rejected, on_acked: Callable[[Rejected], None]) -> None: ...
+    def poll(self, timeout_s: float = 0.0) -> None: ...
+    def close(self, timeout_s: float = 10.0) -> None: ...
 
 
 class DeadLetterError(Exception):
@@ -87,7 +100,7 @@ class DeadLetterProducer:
         self._group_id = group_id
         self._outstanding: dict[tuple[str, int], int] = {}
         self._retry: list[tuple[Rejected, Callable[[Rejected], None]]] = []
-        self.fatal: DeadLetterError | None = None
+        self.fatal: Exception | None = None
 
     def check_topic(self, errors: KafkaErrorWatch, timeout_s: float = 15.0) -> None:
         """Fail at start-up, naming the cause, when the topic is missing or Kafka refuses us.

@@ -11,13 +11,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from consumer.batching import SessionBatcher
-from consumer.deadletter import DeadLetterProducer
+from consumer.deadletter import DeadLetterSink
 from consumer.decode import Decoder
 from consumer.delivery import Delivery
 from consumer.health import Health
@@ -25,7 +26,14 @@ from consumer.kafkaconfig import KafkaErrorWatch, is_fatal
 from consumer.mapping import Mapper, Skipped
 from consumer.metrics import NS, Metrics
 from consumer.offsets import OffsetTracker
-from consumer.records import Failure, Rejected, SourceRecord, Stage, TransientError
+from consumer.records import (
+    Failure,
+    MappedEvent,
+    Rejected,
+    SourceRecord,
+    Stage,
+    TransientError,
+)
 from consumer.registry import RegistryAccessDenied
 from consumer.source import TP, Source, to_record
 
@@ -89,11 +97,12 @@ class Pipeline:
         decoder: Decoder,
         mapper: Mapper,
         delivery: Delivery,
-        dead_letter: DeadLetterProducer,
+        dead_letter: DeadLetterSink,
         tuning: Tuning,
         metrics: Metrics | None = None,
         health: Health | None = None,
         kafka_errors: KafkaErrorWatch | None = None,
+        origin: Callable[[SourceRecord], SourceRecord] | None = None,
     ) -> None:
         self._decoder, self._mapper = decoder, mapper
         self._delivery, self._dead_letter = delivery, dead_letter
@@ -109,6 +118,8 @@ class Pipeline:
         self._last_commit = time.monotonic()
         self._committed: dict[TP, int] = {}
         self._kafka_errors = kafka_errors or KafkaErrorWatch()
+        #: Where a record came from, for mapping (a replay maps dead-letters as their originals).
+        self._origin = origin
         self.metrics = metrics or Metrics()
         self.health = health or Health(stall_after_s=tuning.shutdown_timeout_s + 60)
         self._source = Source(consumer, topics, self._on_assign, self._on_revoke, self._on_lost)
@@ -199,7 +210,7 @@ class Pipeline:
                 self._held_backoff.pop(tp, None)  # the dependency is back for this partition
             self._tracker.track(tp, record.offset)
             consumed.labels(record.topic).inc()
-            outcome = value if isinstance(value, Failure) else self._mapper.map(record, value)
+            outcome = value if isinstance(value, Failure) else self._map(record, value)
             if isinstance(outcome, Failure):
                 self._send_to_dead_letter(Rejected(record, outcome))
             elif isinstance(outcome, Skipped):  # filtered by the mapping: done, not sent
@@ -207,6 +218,13 @@ class Pipeline:
                 self._finish(record)
             else:
                 self._batcher.add(outcome, now)
+
+    def _map(self, record: SourceRecord, value: dict[str, Any]) -> MappedEvent | Failure | Skipped:
+        if self._origin is None:
+            return self._mapper.map(record, value)
+        outcome = self._mapper.map(self._origin(record), value)
+        # offsets are tracked where the record was read, whatever it was mapped as
+        return replace(outcome, record=record) if isinstance(outcome, MappedEvent) else outcome
 
     def _submit(self, flush: bool) -> None:
         for call in self._batcher.ready(time.monotonic(), self._delivery.capacity(), flush):
