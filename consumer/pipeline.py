@@ -128,11 +128,6 @@ class Pipeline:
     def summary(self) -> RunSummary:
         return RunSummary.of(self.metrics, self._committed)
 
-    @property
-    def in_flight_limit(self) -> int:
-        """The adaptive limit on calls in flight (lowered by throttling)."""
-        return self._delivery.limit
-
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, until_caught_up: bool = False) -> RunSummary:
