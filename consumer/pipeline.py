@@ -179,7 +179,7 @@ class Pipeline:
 
     def _ingest(self, messages: list[Message]) -> None:
         now = time.monotonic()
-        consumed = self.metrics.consumed
+        consumed: Counter[str] = Counter()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -204,7 +204,7 @@ class Pipeline:
             if self._held_backoff:
                 self._held_backoff.pop(tp, None)  # the dependency is back for this partition
             self._tracker.track(tp, record.offset)
-            consumed.labels(record.topic).inc()
+            consumed[record.topic] += 1
             outcome = value if isinstance(value, Failure) else self._map(record, value)
             if isinstance(outcome, Failure):
                 self._send_to_dead_letter(Rejected(record, outcome))
@@ -213,6 +213,8 @@ class Pipeline:
                 self._finish(record)
             else:
                 self._batcher.add(outcome, now)
+        for topic, count in consumed.items():  # one metric update per topic, not per record
+            self.metrics.consumed.labels(topic).inc(count)
 
     def _map(self, record: SourceRecord, value: dict[str, Any]) -> MappedEvent | Failure | Skipped:
         if self._origin is None:
