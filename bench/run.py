@@ -117,6 +117,7 @@ class Exited:
     code: int
     wall_s: float
     cpu_s: float
+    system_cpu_s: float
     max_rss_mb: float
     log_tail: str
     terminated: bool
@@ -170,6 +171,7 @@ def run_process(
         code=process.returncode,
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
+        system_cpu_s=usage.ru_stime,
         max_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
         log_tail=tail,
         terminated=terminated,
@@ -697,6 +699,7 @@ def summarize(
         "calls": calls,
         "wall_s": exited.wall_s,
         "consumer_cpu_s": exited.cpu_s,
+        "consumer_system_cpu_s": exited.system_cpu_s,
         "peak_rss_mb": exited.max_rss_mb,
         "events_per_call": events / calls if calls else None,
         "consumer_cpu_s_per_1k_events": exited.cpu_s * 1000 / events if events else None,
