@@ -1,9 +1,10 @@
-"""Calls in flight: a bounded pool of sending threads and the results they hand back.
+"""Calls in flight: a fixed set of sending threads and the results they hand back.
 
-boto3 clients are thread-safe, and a PutEvents call spends most of its time waiting on the
-network, so a few dozen threads keep many calls in flight while the poll loop stays free. Results
-come back through a queue that only the poll loop reads, so every state change (offsets, batcher,
-dead-letters) happens on one thread.
+A PutEvents call spends most of its time waiting on the network, so a few dozen threads keep many
+calls in flight while the poll loop stays free. Calls go to the threads through one queue and
+results come back through another that only the poll loop reads, so every state change (offsets,
+batcher, dead-letters) happens on one thread. Plain queues rather than an executor: a submit is
+one `put`, with no future or pool bookkeeping on the poll loop's hot path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from consumer.batching import TP, Call
@@ -39,9 +39,11 @@ class Delivery:
     def __init__(self, sink: PutEventsSink, limit: AdaptiveLimit) -> None:
         self._sink = sink
         self._limit = limit
-        self._pool = ThreadPoolExecutor(limit.maximum, thread_name_prefix="put-events")
+        self._work: queue.SimpleQueue[_InFlight | None] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_flight: dict[int, _InFlight] = {}
+        #: Started as calls need them, up to the limit's maximum; they live until `close`.
+        self._senders: list[threading.Thread] = []
 
     @property
     def in_flight(self) -> int:
@@ -58,7 +60,17 @@ class Delivery:
         partitions = frozenset((m.record.topic, m.record.partition) for m in call.events)
         entry = _InFlight(call, partitions)
         self._in_flight[id(call)] = entry
-        self._pool.submit(self._run, entry)
+        self._work.put(entry)
+        if len(self._senders) < min(len(self._in_flight), self._limit.maximum):
+            sender = threading.Thread(
+                target=self._serve, name=f"put-events-{len(self._senders)}", daemon=True
+            )
+            sender.start()
+            self._senders.append(sender)
+
+    def _serve(self) -> None:
+        while (entry := self._work.get()) is not None:
+            self._run(entry)
 
     def _run(self, entry: _InFlight) -> None:
         try:
@@ -96,5 +108,9 @@ class Delivery:
                 entry.cancel.set()
 
     def close(self) -> None:
+        """Cancel what is in flight and wait for the senders to finish their current call."""
         self.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for _ in self._senders:
+            self._work.put(None)
+        for sender in self._senders:
+            sender.join()

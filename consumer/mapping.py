@@ -19,7 +19,12 @@ from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from consumer.records import Failure, MappedEvent, SessionKey, SourceRecord, Stage
-from consumer.validation import validate_put_events
+from consumer.validation import (
+    Violation,
+    check_property_keys,
+    validate_event,
+    validate_put_events,
+)
 
 if TYPE_CHECKING:
     from consumer.mappingschema import MappingPlan, Source, Unit
@@ -55,9 +60,9 @@ class Skipped:
 class _Unmappable(Exception):
     """A value that can never become its PutEvents field; `reason` names fields, never values."""
 
-    def __init__(self, rule: str, reason: str) -> None:
+    def __init__(self, rule: str, reason: str, stage: Stage = Stage.MAP) -> None:
         super().__init__(reason)
-        self.rule, self.reason = rule, reason
+        self.rule, self.reason, self.stage = rule, reason, stage
 
 
 Getter = Callable[[Mapping[str, Any]], Any]
@@ -79,6 +84,22 @@ _encode_json = json.JSONEncoder(
 ).encode
 
 
+def _encode_properties(properties: dict[Any, Any]) -> str:
+    """`_encode_json`, with the usual map of strings done without the encoder's per-call setup."""
+    for key, value in properties.items():
+        if type(key) is not str or type(value) is not str:
+            return _encode_json(properties)
+    quote = _quote
+    return "{" + ",".join([quote(k) + ":" + quote(v) for k, v in properties.items()]) + "}"
+
+
+#: What `_encode_json` writes for a string (json's C function, the same for ensure_ascii=False).
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+#: Sessions whose request-level fields (trackingId, userId, sessionId) were checked; bounded.
+_SESSIONS_REMEMBERED = 4096
+
+
 class Mapper:
     """Maps decoded records to PutEvents events (or a `Failure`, or `Skipped`) by a plan."""
 
@@ -96,6 +117,7 @@ class Mapper:
         self._rename = dict(plan.rename)
         self._sent_at = _sent_at_getter(sources["sentAt"], plan.sent_at_unit)
         self._steps = _optional_steps(plan)
+        self._checked_sessions: dict[SessionKey, tuple[Violation, ...]] = {}
         self._missing = {
             name: Failure(Stage.MAP, "required", f"{name}: no value at {sources[name].describe()}")
             for name in ("sessionId", "eventType", "sentAt")
@@ -138,19 +160,33 @@ class Mapper:
             name = "userId"
             user_id = self._user_id(value) if self._user_id is not None else None
         except _Unmappable as exc:
-            return Failure(Stage.MAP, exc.rule, exc.reason)
+            return Failure(exc.stage, exc.rule, exc.reason)
         except _CONVERSION_ERRORS as exc:
             kind = type(exc).__name__
             return Failure(Stage.MAP, kind, f"{name}: cannot be mapped ({kind})")
         tracking_id = self._topic_tracking_ids.get(record.topic, self._tracking_id)
         session = SessionKey(tracking_id, user_id, session_id)
-        violations = validate_put_events(_single_event_request(session, event))
-        if violations:
-            first = violations[0]
-            more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-            message = first.message.replace("eventList[0].", "")
-            return Failure(Stage.VALIDATE, first.rule, message + more)
-        return MappedEvent(record, session, event)
+        violations = self._session_violations(session)
+        if not violations:
+            violations = validate_event(event, "", properties_checked=True)
+            if not violations:
+                return MappedEvent(record, session, event)
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        return Failure(Stage.VALIDATE, first.rule, first.message + more)
+
+    def _session_violations(self, session: SessionKey) -> tuple[Violation, ...]:
+        """The request-level fields, checked once per session rather than once per event."""
+        try:
+            found = self._checked_sessions.get(session)
+        except TypeError:  # an id of a type the check rejects (a list, say): not cacheable
+            return tuple(validate_put_events(_request_for(session)))
+        if found is None:
+            found = tuple(validate_put_events(_request_for(session)))
+            if len(self._checked_sessions) >= _SESSIONS_REMEMBERED:
+                self._checked_sessions.clear()
+            self._checked_sessions[session] = found
+        return found
 
 
 class InteractionMapper(Mapper):
@@ -170,12 +206,16 @@ def _default_plan(tracking_id: str) -> MappingPlan:
     return replace(plan, tracking_id=tracking_id)
 
 
-def _single_event_request(session: SessionKey, event: dict[str, Any]) -> dict[str, Any]:
-    """The request this event would go out in, so request-level fields are checked too."""
+#: A valid event, so that checking a session's request reports only the session's own fields.
+_PLACEHOLDER_EVENT = {"eventType": "placeholder", "sentAt": 0}
+
+
+def _request_for(session: SessionKey) -> dict[str, Any]:
+    """A request of the session's calls, to check its request-level fields."""
     request: dict[str, Any] = {
         "trackingId": session.tracking_id,
         "sessionId": session.session_id,
-        "eventList": [event],
+        "eventList": [_PLACEHOLDER_EVENT],
     }
     if session.user_id is not None:
         request["userId"] = session.user_id
@@ -371,8 +411,11 @@ def _properties(plan: MappingPlan) -> Getter:
             if not isinstance(found, Mapping):
                 raise _Unmappable("type", f"properties: not a map at {where}")
             found = dict(found)
+        reserved = check_property_keys(found)
+        if reserved:  # checked here, on the map: validation then needn't parse the JSON back
+            raise _Unmappable(reserved[0].rule, reserved[0].message, Stage.VALIDATE)
         try:
-            return _encode_json(found)
+            return _encode_properties(found)
         except (TypeError, ValueError):
             reason = "properties: values must be strings, finite numbers or booleans"
             raise _Unmappable("json", reason) from None

@@ -154,13 +154,14 @@ class Pipeline:
 
     def _step(self) -> int:
         saturated = self._paused or self._delivery.capacity() == 0
+        calls_out = self._delivery.in_flight > 0
         busy = self._tracker.unfinished > 0
-        # Waiting on the senders: wake for their results, not for the fetch timeout.
-        self._handle_completions(0.02 if saturated else 0.0)
-        messages = self._source.consumer.consume(
-            self._tuning.batch_size, timeout=0 if saturated else (0.02 if busy else 0.5)
-        )
+        # With calls out, wait on their results rather than on the fetch: a busy session's next
+        # call leaves as soon as its last one is back, not a fetch timeout later.
+        fetch_wait = 0.0 if saturated or calls_out else (0.02 if busy else 0.5)
+        messages = self._source.consumer.consume(self._tuning.batch_size, timeout=fetch_wait)
         self._ingest(messages)
+        self._handle_completions(0.02 if saturated or (calls_out and not messages) else 0.0)
         self._dead_letter.poll(0)
         self._fatal = self._fatal or self._dead_letter.fatal or self._kafka_errors.fatal
         self._submit(flush=False)

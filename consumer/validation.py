@@ -18,7 +18,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -67,10 +67,25 @@ def validate_put_events(request: Mapping[str, Any]) -> list[Violation]:
     return out
 
 
-def validate_event(event: Mapping[str, Any], path: str = "event") -> list[Violation]:
-    """Check one `Event`, before it is batched into a request."""
+def validate_event(
+    event: Mapping[str, Any], path: str = "event", *, properties_checked: bool = False
+) -> list[Violation]:
+    """Check one `Event`, before it is batched into a request.
+
+    `properties_checked`: the caller encoded `properties` itself from a mapping whose keys it
+    checked with `check_property_keys`, so the JSON is not parsed back (the model's length limit
+    still applies). Parsing it again was the single largest cost of validating an event.
+    """
     out: list[Violation] = []
-    _checkers().event(event, path, "", out)
+    checkers = _checkers()
+    (checkers.event_keys_checked if properties_checked else checkers.event)(event, path, "", out)
+    return out
+
+
+def check_property_keys(keys: Iterable[Any], path: str = "properties") -> list[Violation]:
+    """Reserved keys among the keys of a `properties` object, before it is encoded."""
+    out: list[Violation] = []
+    _reserved_keys(keys, path, out)
     return out
 
 
@@ -78,6 +93,7 @@ def validate_event(event: Mapping[str, Any], path: str = "event") -> list[Violat
 class _Checkers:
     request: _Checker
     event: _Checker
+    event_keys_checked: _Checker
 
 
 @cache
@@ -95,7 +111,12 @@ def _checkers() -> _Checkers:
     missing = set(compiler.extras) - compiler.used_extras
     if missing:  # The model renamed something: fail loudly rather than skip documented rules.
         raise RuntimeError(f"personalize-events model lacks members {sorted(missing)}")
-    return _Checkers(request=request, event=compiler.compile(event_shape))
+    without_json = _Compiler({k: v for k, v in extras.items() if k != ("Event", "properties")})
+    return _Checkers(
+        request=request,
+        event=compiler.compile(event_shape),
+        event_keys_checked=without_json.compile(event_shape),
+    )
 
 
 def _check_properties(value: str, parent: str, key: str | int, out: _Out) -> None:
@@ -110,8 +131,12 @@ def _check_properties(value: str, parent: str, key: str | int, out: _Out) -> Non
         msg = f"{path}: must be a JSON object, not an array or scalar"
         out.append(Violation(path, "json_object", msg))
         return
-    for name in parsed:
-        reserved = _RESERVED_BY_FOLDED.get(name.casefold())
+    _reserved_keys(parsed, path, out)
+
+
+def _reserved_keys(keys: Iterable[Any], path: str, out: _Out) -> None:
+    for name in keys:
+        reserved = _RESERVED_BY_FOLDED.get(name.casefold()) if type(name) is str else None
         if reserved is not None:
             msg = f"{path}: must not contain the reserved key '{reserved}' (in any letter case)"
             out.append(Violation(path, "reserved_key", msg))

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumer.batching import Call
 from consumer.mapping import (
     InteractionMapper,
     Mapper,
@@ -26,6 +27,7 @@ from consumer.mapping import (
 )
 from consumer.mappingfile import load_mapping
 from consumer.records import Failure, MappedEvent, SourceRecord, Stage
+from consumer.validation import validate_put_events
 
 SENT_AT = datetime(2026, 11, 1, 12, 30, 5, 250_000, tzinfo=UTC)
 RECORD = SourceRecord("clicks", 3, 1234, b"k", b"v", [], 1)
@@ -165,7 +167,7 @@ def test_any_field_values_map_or_fail_with_a_reason(
     properties: dict[str, str],
     value_: float | None,
 ) -> None:
-    outcome = InteractionMapper("t").map(
+    outcome = SHARED.map(
         RECORD,
         value(
             userId=user,
@@ -186,6 +188,15 @@ def test_any_field_values_map_or_fail_with_a_reason(
         assert isinstance(outcome, MappedEvent)
         assert 1 <= len(outcome.event["eventType"]) <= 256
         assert 1 <= len(outcome.session.session_id) <= 256
+        # The mapper's shortcuts (sessions checked once, properties checked before encoding)
+        # accept nothing the full check of the request it goes out in would reject.
+        assert validate_put_events(Call(outcome.session, (outcome,)).request()) == []
+        if properties:
+            assert json.loads(outcome.event["properties"]) == properties
+
+
+#: One mapper across examples, so sessions seen before take the remembered path.
+SHARED = InteractionMapper("t")
 
 
 # -- a mapping file on a clickstream schema of its own -----------------------------------------
