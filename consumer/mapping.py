@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -94,7 +94,7 @@ def _encode_properties(properties: dict[Any, Any]) -> str:
 
 
 #: What `_encode_json` writes for a string (json's C function, the same for ensure_ascii=False).
-_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 #: Sessions whose request-level fields (trackingId, userId, sessionId) were checked; bounded.
 _SESSIONS_REMEMBERED = 4096
@@ -166,7 +166,7 @@ class Mapper:
             return Failure(Stage.MAP, kind, f"{name}: cannot be mapped ({kind})")
         tracking_id = self._topic_tracking_ids.get(record.topic, self._tracking_id)
         session = SessionKey(tracking_id, user_id, session_id)
-        violations = self._session_violations(session)
+        violations: Sequence[Violation] = self._session_violations(session)
         if not violations:
             violations = validate_event(event, "", properties_checked=True)
             if not violations:
