@@ -2,8 +2,8 @@
 
 boto3 reaches it through `AWS_ENDPOINT_URL_PERSONALIZE_EVENTS` or `endpoint_url=`. It checks
 SigV4 is present (not its value: any dummy credentials work), validates PutEvents bodies with
-`consumer.validation`, and appends accepted events to a JSON-lines file. Other operations get
-404 `UnknownOperationException`.
+`consumer.validation`, and appends accepted events to a JSON-lines file (with `accepted_at`,
+each line also says when the answer left). Other operations get 404 `UnknownOperationException`.
 
 Faults, for PutEvents only, drawn per call in this order:
 - `outage`: the connection is closed without an answer; botocore raises

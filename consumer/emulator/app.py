@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -173,16 +174,26 @@ class EmulatorApp:
         if injected is Injected.OUTAGE:
             stats.outage_refusals += 1
             return Reply(None)
-        response = self._put_events(request, injected, faults.reject_event_types)
-        if faults.latency_ms <= 0:
+        delay_s = faults.latency_ms / 1000.0 if faults.latency_ms > 0 else 0.0
+        response = self._put_events(request, injected, faults.reject_event_types, delay_s)
+        if delay_s <= 0:
             return Reply(response)
         stats.delayed_calls += 1
         stats.latency_injected_ms += round(faults.latency_ms)
-        return Reply(response, faults.latency_ms / 1000.0)
+        return Reply(response, delay_s)
 
     def _put_events(
-        self, request: Request, injected: Injected | None, reject_types: tuple[str, ...]
+        self,
+        request: Request,
+        injected: Injected | None,
+        reject_types: tuple[str, ...],
+        delay_s: float,
     ) -> Response:
+        """Check and answer one PutEvents call; accepted events go to the events file.
+
+        Their `acceptedAt` is when the answer leaves: now plus the injected latency `delay_s`
+        (the moment `HttpProtocol` is scheduled to write it), as a client sees the call end.
+        """
         stats = self.stats
         auth_error = check_signature(request.headers)
         if auth_error is not None:
@@ -222,7 +233,11 @@ class EmulatorApp:
         stats.accepted_events += len(events)
         if self.events_file is not None:
             self.events_file.append(
-                body["trackingId"], body.get("userId"), body["sessionId"], events
+                body["trackingId"],
+                body.get("userId"),
+                body["sessionId"],
+                events,
+                accepted_at=time.time() + delay_s,
             )
         return Response(200, b"{}", (_request_id(),))
 

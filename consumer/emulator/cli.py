@@ -40,6 +40,11 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         "--events-file", type=Path, default=None, help="append accepted events here as JSON lines"
     )
     parser.add_argument(
+        "--accepted-at",
+        action="store_true",
+        help="add acceptedAt (epoch seconds the answer left) to each events-file line",
+    )
+    parser.add_argument(
         "--latency-ms", type=_non_negative, default=0.0, help="delay every PutEvents answer"
     )
     parser.add_argument(
@@ -84,7 +89,12 @@ def run_emulator_command(args: argparse.Namespace) -> int:
         print(f"emulator: {error}", file=sys.stderr)
         return 2
     config = EmulatorConfig(
-        host=args.host, port=args.port, events_file=args.events_file, faults=faults, seed=args.seed
+        host=args.host,
+        port=args.port,
+        events_file=args.events_file,
+        faults=faults,
+        seed=args.seed,
+        accepted_at=args.accepted_at,
     )
     try:
         serve_forever(

@@ -1,7 +1,7 @@
 """The JSON-lines record of accepted events, the emulator's observable side effect.
 
 Lines are buffered in memory and written in one go by a periodic flush (and on shutdown), so an
-accepted call costs a list append rather than a system call.
+accepted call costs a list append rather than a system call. Lines are in acceptance order.
 """
 
 from __future__ import annotations
@@ -15,10 +15,16 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=st
 
 
 class EventsFile:
-    """Appends one line per accepted event: its session fields, then the event as received."""
+    """Appends one line per accepted event: its session fields, then the event as received.
 
-    def __init__(self, path: Path) -> None:
+    With `accepted_at`, each line ends with one more field, `acceptedAt`: epoch seconds (float)
+    when the call's answer was due to leave, the same for every event of the call. Off by
+    default: readers that compare whole lines see exactly the fields that were sent.
+    """
+
+    def __init__(self, path: Path, accepted_at: bool = False) -> None:
         self.path = path
+        self.accepted_at = accepted_at
         self._file = path.open("a", encoding="utf-8")
         self._pending: list[str] = []
 
@@ -28,11 +34,14 @@ class EventsFile:
         user_id: Any,
         session_id: Any,
         events: Iterable[Mapping[str, Any]],
+        accepted_at: float = 0.0,
     ) -> None:
+        """Queue one line per event; `accepted_at` is written only when the file records it."""
         session = {"trackingId": tracking_id, "userId": user_id, "sessionId": session_id}
+        stamp = {"acceptedAt": accepted_at} if self.accepted_at else {}
         pending = self._pending
         for event in events:
-            pending.append(_encode({**session, **event}))
+            pending.append(_encode({**session, **event, **stamp}))
             pending.append("\n")
 
     def flush(self) -> None:

@@ -39,6 +39,7 @@ class EmulatorConfig:
     events_file: Path | None = None
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None  # Seeds the fault draws, for replayable runs.
+    accepted_at: bool = False  # Add `acceptedAt` (when the answer left) to each events-file line.
 
 
 class _Runtime:
@@ -68,7 +69,9 @@ class _Runtime:
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         if self.config.events_file is not None:
-            self.app.events_file = EventsFile(self.config.events_file)
+            self.app.events_file = EventsFile(
+                self.config.events_file, accepted_at=self.config.accepted_at
+            )
         self._flusher = asyncio.create_task(self._flush_periodically())
 
     async def _flush_periodically(self) -> None:

@@ -1,0 +1,175 @@
+"""The local PutEvents endpoint as its own process, and the monitor that polls its counters (and
+the processes' CPU and RSS) while a consumer runs: throughput is what the endpoint accepted."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from common import BenchError
+from processes import cpu_seconds, rss_mb
+
+
+class StatsClient:
+    """Keep-alive GETs of the emulator's counters."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+
+    def get(self) -> dict[str, int]:
+        self._connection.request("GET", "/_emulator/stats")
+        response = self._connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise BenchError(f"emulator stats answered {response.status}")
+        stats: dict[str, int] = json.loads(body)
+        return stats
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class Endpoint:
+    """`python -m consumer emulator` in its own process, appending accepted events to a file,
+    each line with its `acceptedAt` (when the answer left, after the injected latency)."""
+
+    def __init__(self, latency_ms: float, events_file: Path | None, log_path: Path) -> None:
+        command = [sys.executable, "-m", "consumer", "emulator", "--port", "0"]
+        command += ["--latency-ms", f"{latency_ms:g}"]
+        if events_file is not None:
+            command += ["--events-file", str(events_file), "--accepted-at"]
+        with log_path.open("w") as err:
+            self.process = subprocess.Popen(
+                command, cwd=log_path.parent, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        if not line.startswith("emulator listening on "):
+            self.process.kill()
+            raise BenchError(f"emulator did not start: {line!r}")
+        self.url = line.rsplit(" ", 1)[1]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stats(self) -> dict[str, int]:
+        client = StatsClient(self.url)
+        try:
+            return client.get()
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """SIGTERM: the emulator flushes and closes its events file, then exits."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The endpoint's counters at one moment, and the CPU seconds used so far by each process."""
+
+    t: float  # epoch seconds, midpoint of the stats request
+    events: int
+    calls: int
+    consumer_cpu: float | None
+    endpoint_cpu: float | None
+    broker_cpu: float | None
+
+
+class Monitor:
+    """Polls the endpoint's counters (and the processes' CPU) while a consumer runs.
+
+    Keeps a sample whenever the accepted count changed, plus the last one before each change, so
+    the window and the per-second timelines are exact to one poll without keeping every sample.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        broker_pid: int | None,
+        poll_s: float = 0.02,
+        rss_every_s: float = 1.0,
+    ) -> None:
+        self._endpoint, self._broker_pid = endpoint, broker_pid
+        self._poll_s, self._rss_every_s = poll_s, rss_every_s
+        self.samples: list[Sample] = []
+        self.rss: list[tuple[float, float, int]] = []  # (epoch s, MB, events accepted so far)
+        self.events = 0
+        self.consumer_pid: int | None = None
+        self.error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
+
+    def start(self, consumer_pid: int) -> None:
+        self.consumer_pid = consumer_pid
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _sample(self, client: StatsClient) -> Sample:
+        before = time.time()
+        stats = client.get()
+        after = time.time()
+        return Sample(
+            (before + after) / 2,
+            stats["accepted_events"],
+            stats["accepted_calls"],
+            cpu_seconds(self.consumer_pid),
+            cpu_seconds(self._endpoint.pid),
+            cpu_seconds(self._broker_pid),
+        )
+
+    def _run(self) -> None:
+        client = StatsClient(self._endpoint.url)
+        previous: Sample | None = None
+        next_rss = 0.0
+        try:
+            while True:
+                stopping = self._stopping.is_set()  # one last sample after the stop request
+                sample = self._sample(client)
+                if previous is None or sample.events != previous.events:
+                    if previous is not None and self.samples[-1] is not previous:
+                        self.samples.append(previous)
+                    self.samples.append(sample)
+                previous = sample
+                self.events = sample.events
+                if sample.t >= next_rss and (mb := rss_mb(self.consumer_pid)) is not None:
+                    self.rss.append((sample.t, mb, sample.events))
+                    next_rss = sample.t + self._rss_every_s
+                if stopping:
+                    return
+                self._stopping.wait(self._poll_s)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            client.close()
+
+    def window(self) -> tuple[Sample, Sample] | None:
+        """From the last sample before the first acceptance to the first one with all of them."""
+        samples = self.samples
+        if not samples or samples[-1].events == 0:
+            return None
+        zeros = [s for s in samples if s.events == 0]
+        first = zeros[-1] if zeros else samples[0]
+        last = next(s for s in samples if s.events == samples[-1].events)
+        return first, last
