@@ -267,8 +267,14 @@ def test_sigterm_drains_in_flight_calls_exits_0_and_a_restart_delivers_the_rest(
     emulator.set_faults(latency_ms=20)  # calls are in flight when the signal lands
     shutdown_timeout_s = 10
 
+    # A small buffer: at the signal at most ~3,500 records are consumed (accepted + buffered +
+    # one fetch batch), so the drain cannot send the whole topic however fast the machine is.
     consumer = consumers.start(
-        app.env(shutdown_timeout_s=shutdown_timeout_s, max_calls_per_second=100)
+        app.env(
+            shutdown_timeout_s=shutdown_timeout_s,
+            max_calls_per_second=100,
+            max_buffered_records=1_000,
+        )
     )
     consumer.wait_until(accepted_at_least(emulator, 2_000), 120, "some events accepted")
     consumer.send(signal.SIGTERM)
