@@ -1,4 +1,4 @@
-"""PutEvents on the wire without boto3's per-call machinery: the same request for a third the CPU.
+"""PutEvents on the wire without boto3's per-call machinery: the same request, for less CPU.
 
 A boto3 `put_events` costs 1 to 1.5 ms of CPU, most of it in what this consumer doesn't need on
 every call: event hooks, parameter validation (our validator already checked the events against
@@ -13,8 +13,8 @@ says), the session's credential chain (refreshed as boto3 refreshes it), and bot
 parser and the client's modeled exception classes for errors, so a failure raises exactly the
 `ClientError` boto3 would. It writes two things itself, both checked against botocore in the
 tests: the body (one JSON encoding, timestamps as botocore's serializer writes them) and the
-SigV4 signature of this one request shape (POST, no query string, four fixed headers), with the
-derived signing key kept for the day.
+SigV4 signature of this one request shape (POST, no query string, three fixed headers and the
+session token if there is one), with the derived signing key kept for the day.
 """
 
 from __future__ import annotations
