@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from common import BenchError
 from processes import cpu_seconds, rss_mb
+from threadcpu import ThreadCpu
 
 
 class StatsClient:
@@ -98,6 +99,7 @@ class Monitor:
 
     Keeps a sample whenever the accepted count changed, plus the last one before each change, so
     the window and the per-second timelines are exact to one poll without keeping every sample.
+    The consumer's threads' CPU is read only every `threads_every_s` (see `ThreadCpu`).
     """
 
     def __init__(
@@ -106,20 +108,29 @@ class Monitor:
         broker_pid: int | None,
         poll_s: float = 0.02,
         rss_every_s: float = 1.0,
+        threads_every_s: float = 1.0,
     ) -> None:
         self._endpoint, self._broker_pid = endpoint, broker_pid
         self._poll_s, self._rss_every_s = poll_s, rss_every_s
+        self._threads_every_s = threads_every_s
         self.samples: list[Sample] = []
         self.rss: list[tuple[float, float, int]] = []  # (epoch s, MB, events accepted so far)
         self.events = 0
         self.consumer_pid: int | None = None
+        self.threads: ThreadCpu | None = None
         self.error: BaseException | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
 
     def start(self, consumer_pid: int) -> None:
         self.consumer_pid = consumer_pid
+        self.threads = ThreadCpu(consumer_pid)
         self._thread.start()
+
+    def exited(self) -> None:
+        """The consumer has exited and is not reaped yet: its main thread's CPU, complete."""
+        if self.threads is not None:
+            self.threads.final()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -142,7 +153,7 @@ class Monitor:
     def _run(self) -> None:
         client = StatsClient(self._endpoint.url)
         previous: Sample | None = None
-        next_rss = 0.0
+        next_rss = next_threads = 0.0
         try:
             while True:
                 stopping = self._stopping.is_set()  # one last sample after the stop request
@@ -156,6 +167,9 @@ class Monitor:
                 if sample.t >= next_rss and (mb := rss_mb(self.consumer_pid)) is not None:
                     self.rss.append((sample.t, mb, sample.events))
                     next_rss = sample.t + self._rss_every_s
+                if sample.t >= next_threads and self.threads is not None:
+                    self.threads.read()  # a no-op once the consumer has exited
+                    next_threads = sample.t + self._threads_every_s
                 if stopping:
                     return
                 self._stopping.wait(self._poll_s)

@@ -68,9 +68,12 @@ def find_broker_pid(bootstrap: str, workdir: Path | None) -> int | None:
 
 
 class Watcher(Protocol):
-    """What watches a child while it runs (the `Monitor`): told its pid, then told to stop."""
+    """What watches a child while it runs (the `Monitor`): told its pid, told when it has exited
+    (before it is reaped, while /proc still shows its main thread), then told to stop."""
 
     def start(self, consumer_pid: int) -> None: ...
+
+    def exited(self) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -111,8 +114,11 @@ def run_process(
         if during is not None:
             during()
         while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
+            # WNOWAIT: the child stays a zombie until `wait4`, so the watcher can read what
+            # /proc keeps of it first; this only delays the reaping, not the exit.
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                monitor.exited()
+                _pid, status, usage = os.wait4(process.pid, 0)
                 break
             overdue = time.monotonic() - started > timeout_s
             if not terminated and ((finished is not None and finished()) or overdue):

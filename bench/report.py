@@ -120,6 +120,23 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
+def thread_lines(scenarios: dict[str, dict[str, Any]]) -> str:
+    """One line per scenario: the consumer's CPU by kind of thread (not in the table: too wide)."""
+    lines = []
+    for name, result in scenarios.items():
+        cpu = result.get("consumer_thread_cpu_s")
+        if cpu is None:
+            continue
+        per_event = _fmt(result.get("poll_loop_cpu_us_per_event"), ",.0f")
+        per_call = _fmt(result.get("other_threads_cpu_us_per_call"), ",.0f")
+        lines.append(
+            f"{name}: CPU by thread: poll loop {cpu['poll_loop']:.1f} s ({per_event} µs/event), "
+            f"senders & other {cpu['other']:.1f} s ({per_call} µs/call), "
+            f"librdkafka {cpu['librdkafka']:.1f} s, {cpu['threads']} threads"
+        )
+    return "\n".join(lines)
+
+
 def target_lines(found: list[Target]) -> str:
     """One PASS/MISS/n/a line per target, printed under the table."""
     marks = {True: "PASS", False: "MISS", None: "n/a "}

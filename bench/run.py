@@ -7,7 +7,8 @@ scenario, the local PutEvents endpoint as its own process (`python -m consumer e
 
 - throughput and call sizes from the endpoint's counters, polled every 20 ms (`/_emulator/stats`);
 - CPU and peak RSS of the consumer process from `wait4` (its rusage), CPU of the endpoint and the
-  broker from /proc over the same window;
+  broker from /proc over the same window; the consumer's CPU per kind of thread (poll loop,
+  librdkafka, senders and the rest) from /proc/<pid>/task about once a second;
 - latency from produce to acknowledged call: each record's Kafka CreateTime, matched by its derived
   eventId to its line in the endpoint's events file, whose `acceptedAt` says when the answer left
   (after the injected latency).
@@ -31,7 +32,7 @@ from typing import Any
 from common import HERE, BenchError, log
 from machine import machine
 from processes import find_broker_pid
-from report import table, target_lines, targets
+from report import table, target_lines, targets, thread_lines
 from scenarios import Bench
 from workload import Traffic
 
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(scenarios))
     print()
+    if threads := thread_lines(scenarios):
+        print(threads)
+        print()
     print(target_lines(found))
     print(f"\nresults: {args.out}")
     errors = [name for name, result in scenarios.items() if "error" in result]

@@ -31,6 +31,7 @@ def summarize(
         "endpoint_stats": stats,
         "rss_samples": monitor.rss,
     }
+    result.update(_thread_cpu(monitor, exited, events, calls))
     if window is not None:
         first, last = window
         seconds = max(last.t - first.t, 0.001)
@@ -48,6 +49,22 @@ def summarize(
             result["consumer_cpu_pct_timeline"],
         ) = _timeline(monitor.samples, first.t)
     return result
+
+
+def _thread_cpu(monitor: Monitor, exited: Exited, events: int, calls: int) -> dict[str, Any]:
+    """The consumer's CPU per kind of thread, over its whole life, and per event (the poll loop)
+    or per accepted call (the other threads: mostly the PutEvents senders)."""
+    kinds = monitor.threads.kinds() if monitor.threads is not None else None
+    if kinds is None:
+        return {}
+    return {
+        "consumer_thread_cpu_s": kinds.as_dict(),
+        # wait4's total minus the threads' sum: CPU after a thread's last reading (at most ~1 s
+        # before it ended) plus each thread's rounding down to clock ticks.
+        "consumer_thread_cpu_unseen_s": round(exited.cpu_s - kinds.total, 2),
+        "poll_loop_cpu_us_per_event": kinds.poll_loop * 1e6 / events if events else None,
+        "other_threads_cpu_us_per_call": kinds.other * 1e6 / calls if calls else None,
+    }
 
 
 def _timeline(samples: list[Sample], start: float) -> tuple[list[int], list[int]]:
