@@ -13,10 +13,17 @@ import queue
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from consumer.batching import TP, Call
 from consumer.flowcontrol import AdaptiveLimit
-from consumer.sink import FatalSinkError, PutEventsSink, SendResult
+from consumer.sink import FatalSinkError, SendResult
+
+
+class Sender(Protocol):
+    """What makes one call, retries included, until done or `cancel`led (`PutEventsSink`)."""
+
+    def send(self, call: Call, cancel: threading.Event) -> SendResult: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class _InFlight:
 
 
 class Delivery:
-    def __init__(self, sink: PutEventsSink, limit: AdaptiveLimit) -> None:
+    def __init__(self, sink: Sender, limit: AdaptiveLimit) -> None:
         self._sink = sink
         self._limit = limit
         self._work: queue.SimpleQueue[_InFlight | None] = queue.SimpleQueue()
