@@ -84,6 +84,10 @@ _encode_json = json.JSONEncoder(
 ).encode
 
 
+#: What `_encode_json` writes for a string (json's C function, the same for ensure_ascii=False).
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def _encode_properties(properties: dict[Any, Any]) -> str:
     """`_encode_json`, with the usual map of strings done without the encoder's per-call setup."""
     for key, value in properties.items():
@@ -92,9 +96,6 @@ def _encode_properties(properties: dict[Any, Any]) -> str:
     quote = _quote
     return "{" + ",".join([quote(k) + ":" + quote(v) for k, v in properties.items()]) + "}"
 
-
-#: What `_encode_json` writes for a string (json's C function, the same for ensure_ascii=False).
-_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 #: Sessions whose request-level fields (trackingId, userId, sessionId) were checked; bounded.
 _SESSIONS_REMEMBERED = 4096

@@ -140,10 +140,6 @@ class LeanPutEvents:
         self._http = client._endpoint.http_session
         self._user_agent = f"personalize-consumer/{__version__} botocore/{botocore.__version__}"
 
-    @property
-    def endpoint_url(self) -> str:
-        return self._url
-
     def put_events(self, **request: Any) -> dict[str, Any]:
         credentials = self._credentials.get_frozen_credentials() if self._credentials else None
         if credentials is None:
