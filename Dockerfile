@@ -6,7 +6,7 @@
 #   docker run --rm --read-only --tmpfs /tmp -e KAFKA_BOOTSTRAP_SERVERS=... personalize-consumer
 #
 # The same image runs `personalize-consumer emulator` (the local PutEvents endpoint) and
-# `python -m consumer.samples` (the sample producer), as docker-compose.yml does. No HEALTHCHECK
+# `python -m consumer.testing.samples` (the sample producer), as docker-compose.yml does. No HEALTHCHECK
 # here for that reason: the consumer's is GET /healthz on METRICS_PORT (9400), declared by
 # docker-compose.yml and the Helm chart's probes.
 
@@ -22,15 +22,13 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY consumer ./consumer
-# The package finds its default schema beside itself (consumer.DEFAULT_SCHEMA_FILE): unless the
-# wheel ships it, point that directory at /app/schemas, which the runtime stage fills. Compile the
-# bytecode now: the runtime filesystem is read-only, so nothing could be cached there later.
-# (python -P: import the installed package, not ./consumer of the build context.)
+COPY schemas ./schemas
+# The wheel carries the default schema and mapping (as consumer/schemas). Compile the bytecode
+# now: the runtime filesystem is read-only, so nothing could be cached there later.
 RUN pip install . \
-    && python -P -c "import consumer; d = consumer.DEFAULT_SCHEMA_FILE.parent; d.exists() or d.symlink_to('/app/schemas')" \
     && python -m compileall -q -j 0 /opt/venv/lib
 
-# ---- runtime: the virtualenv and the schemas, nothing else ----
+# ---- runtime: the virtualenv; the shipped schemas and examples also at /app/schemas ----
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -41,6 +39,7 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=build /opt/venv /opt/venv
 COPY schemas /app/schemas
 # Fail the build, not the first start, if the default schema cannot be found.
+# (python -P: the installed package, not a ./consumer of the working directory.)
 RUN python -P -c "from consumer import DEFAULT_SCHEMA_FILE as f; assert f.is_file(), f" \
     && personalize-consumer --help >/dev/null
 WORKDIR /app

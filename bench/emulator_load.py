@@ -126,7 +126,7 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _start_emulator() -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "consumer.emulator", "--port", "0"]
+    command = [sys.executable, "-m", "consumer.testing.emulator", "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline().strip()

@@ -17,7 +17,7 @@ def machine(bootstrap_kind: str) -> dict[str, Any]:
     import confluent_kafka
     import fastavro
 
-    from consumer.localkafka import DEFAULT_VERSION
+    from consumer.testing.localkafka import DEFAULT_VERSION
 
     model = "unknown"
     try:

@@ -1,7 +1,8 @@
 """Decode + map (+ validate) on one core, no network: `python bench/micro.py --help`.
 
-The per-record work of the poll loop without Kafka or HTTP: `SchemalessDecoder.decode` then
-`InteractionMapper.map` (which validates against the botocore model) over dense sample traffic.
+The per-record work of the poll loop without Kafka or HTTP: the consumer's own `Transform` (as
+`run` builds it by default: fastavro decode, then map and validate against the botocore model)
+over dense sample traffic.
 Rates are events per CPU-second of the measuring thread (`time.thread_time`), so other load on
 the machine does not lower them; best of `--repeat` rounds.
 """
@@ -15,11 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common import default_transform
 from workload import Traffic, encoded_records
 
-from consumer import DEFAULT_SCHEMA_FILE
-from consumer.decode import SchemalessDecoder
-from consumer.mapping import InteractionMapper
 from consumer.records import Failure, SourceRecord
 
 
@@ -37,13 +36,13 @@ def _best_rate(work: Callable[[], int], repeat: int) -> float:
 def measure(records: int, repeat: int = 3, traffic: Traffic | None = None) -> dict[str, Any]:
     traffic = traffic or Traffic()
     values = [value for _key, value in encoded_records(traffic, records)]
-    # As `consumer.source.to_record` builds them from a consumed message.
+    # As `consumer.source.kafka.to_record` builds them from a consumed message.
     sources = [
         SourceRecord("bench", i % 4, i // 4, b"k", v, [("source", b"bench")], 1_700_000_000_000)
         for i, v in enumerate(values)
     ]
-    decoder = SchemalessDecoder.from_file(DEFAULT_SCHEMA_FILE)
-    mapper = InteractionMapper("bench-tracker")
+    transform = default_transform()
+    decoder, mapper = transform.decoder, transform.mapper
     decoded = [decoder.decode(r.value) for r in sources]  # also warms the validator up
     pairs = [(r, v) for r, v in zip(sources, decoded, strict=True) if not isinstance(v, Failure)]
     for record, value in pairs[:100]:
@@ -64,10 +63,7 @@ def measure(records: int, repeat: int = 3, traffic: Traffic | None = None) -> di
     def decode_and_map() -> int:
         mapped = 0
         for record in sources:
-            value = decoder.decode(record.value)
-            if not isinstance(value, Failure):
-                outcome = mapper.map(record, value)
-                mapped += not isinstance(outcome, Failure)
+            mapped += not isinstance(transform(record), Failure)
         if mapped != len(sources):
             raise RuntimeError("sample records failed to map")
         return mapped

@@ -18,13 +18,11 @@ import time
 from typing import Any
 
 import boto3
+from common import default_transform
 from confluent_kafka import Consumer, TopicPartition
 
-from consumer import DEFAULT_SCHEMA_FILE
-from consumer.decode import SchemalessDecoder
-from consumer.mapping import InteractionMapper
-from consumer.records import Failure, MappedEvent
-from consumer.source import to_record
+from consumer.records import TP, MappedEvent
+from consumer.source.kafka import to_record
 
 
 def put_one(client: Any, mapped: MappedEvent) -> None:
@@ -39,8 +37,7 @@ def put_one(client: Any, mapped: MappedEvent) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    decoder = SchemalessDecoder.from_file(DEFAULT_SCHEMA_FILE)
-    mapper = InteractionMapper(args.tracking_id)
+    transform = default_transform(args.tracking_id)
     client = boto3.session.Session().client("personalize-events", region_name=args.region)
     consumer = Consumer(
         {
@@ -58,16 +55,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if started is not None and time.monotonic() - started >= args.max_seconds:
                 break
             batch = consumer.consume(args.batch_size, timeout=1.0)
-            positions: dict[tuple[str, int], int] = {}
+            positions: dict[TP, int] = {}
             for message in batch:
                 if message.error() is not None:
                     continue
                 if started is None:
                     started = time.monotonic()
                 record = to_record(message)
-                value = decoder.decode(record.value)
-                outcome = value if isinstance(value, Failure) else mapper.map(record, value)
-                if isinstance(outcome, Failure):
+                outcome = transform(record)
+                if not isinstance(outcome, MappedEvent):
                     skipped += 1  # the Connect sink would send it to its dead-letter queue
                 else:
                     put_one(client, outcome)

@@ -1,6 +1,6 @@
 """The consumer benchmark: `bench/run` (sets up .venv) or `python bench/run.py --help`.
 
-Starts a real Kafka broker (`consumer.localkafka`, unless `--bootstrap` names one) and, per
+Starts a real Kafka broker (`consumer.testing.localkafka`, unless `--bootstrap` names one) and, per
 scenario, the local PutEvents endpoint as its own process (`python -m consumer emulator
 --latency-ms 20`), writes the scenario's records, runs the consumer as its own process
 (`python -m consumer run --until-caught-up`) and measures it from outside:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.bootstrap:
         bootstrap, broker_pid = args.bootstrap, find_broker_pid(args.bootstrap, None)
     else:
-        from consumer.localkafka import LocalKafka
+        from consumer.testing.localkafka import LocalKafka
 
         log("starting a local Kafka broker")
         kafka = LocalKafka(partitions_default=args.partitions).start()

@@ -54,7 +54,7 @@ class Bench:
     # -- set-up --
 
     def make_topic(self, stem: str) -> tuple[str, str]:
-        from consumer.samples import create_topics
+        from consumer.testing.samples import create_topics
 
         name = f"bench-{stem}-{self.run_id}"
         dead_letter = f"{name}.dead-letter"

@@ -1,6 +1,6 @@
 """The benchmark's traffic: which session each record belongs to, and writing it to a topic.
 
-Records are the project's own sample interactions (`consumer.samples`), only the session of each
+Records are the project's own sample interactions (`consumer.testing.samples`); only the session of
 one is chosen here: a Zipf draw over a fixed set of sessions ("dense": many events per session,
 so calls fill up to 10 events) or a new session per record ("sparse": every call carries one
 event). Records are keyed by session id, as a real producer keeps a session on one partition.
@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from consumer.kafkaclient import produce
 from consumer.mapping import derived_event_id
-from consumer.samples import InteractionEncoder, interaction
+from consumer.testing.samples import InteractionEncoder, interaction
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,7 @@ def produce_paced(
 
 
 def _produce(out: Producer, topic: str, key: bytes, value: bytes, log: ProduceLog) -> None:
-    while True:
-        try:
-            out.produce(topic, value=value, key=key, on_delivery=log.on_delivery)
-            break
-        except BufferError:
-            out.poll(0.05)
+    produce(out, topic, value=value, key=key, on_delivery=log.on_delivery)
     out.poll(0)
 
 

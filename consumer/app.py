@@ -1,4 +1,6 @@
-"""Wires the stages together from settings; the one place that knows every concrete part."""
+"""The composition root: the one place that knows every concrete part, and builds them from
+settings. Everything below it sees protocols and values.
+"""
 
 from __future__ import annotations
 
@@ -10,97 +12,101 @@ from types import FrameType
 
 from confluent_kafka import Consumer, KafkaException
 
-from consumer.config import ConfigError, Settings
-from consumer.deadletter import DeadLetterProducer, DeadLetterSink
-from consumer.decode import Decoder, load_schema_file, make_decoder
-from consumer.delivery import Delivery
-from consumer.flowcontrol import AdaptiveLimit, RateLimiter
-from consumer.health import Health, serve
-from consumer.kafkaconfig import KafkaErrorWatch, common_config, consumer_config
-from consumer.mapping import Mapper
-from consumer.mappingfile import MappingError, load_mapping
-from consumer.metrics import Metrics
-from consumer.pipeline import Pipeline, RunSummary, Tuning
-from consumer.replay import LeaveInPlace, original
-from consumer.sink import PutEventsSink, make_client
+from consumer.config import Settings
+from consumer.deadletter import DeadLetterProducer, DeadLetterSink, LeaveInPlace, original
+from consumer.decode import load_schema_file, make_decoder
+from consumer.errors import ConfigError
+from consumer.kafkaclient import KafkaErrorWatch, common_config, consumer_config
+from consumer.mapping import load_mapping
+from consumer.ops.health import Health, serve
+from consumer.ops.metrics import Metrics
+from consumer.ops.summary import RunSummary
+from consumer.pipeline import Pipeline, Tuning
+from consumer.send import Delivery
+from consumer.send.client import make_client
+from consumer.send.flow import AdaptiveLimit, RateLimiter
+from consumer.send.sink import PutEventsSink
+from consumer.source.kafka import KafkaSource
+from consumer.transform import Transform
 
 log = logging.getLogger(__name__)
 
 
-def build_mapper(settings: Settings) -> Mapper:
-    # Records decode to the reader schema's shape when there is one, else the writer's.
-    shape = settings.avro_reader_schema_file or settings.avro_schema_file
-    environ = os.environ | {"PERSONALIZE_TRACKING_ID": settings.personalize_tracking_id}
+def build_transform(settings: Settings, replay: bool = False) -> Transform:
+    """Decode → map → validate as the settings say; ConfigError names what is wrong."""
+    reader_file = settings.avro_reader_schema_file
     try:
-        return load_mapping(settings.mapping_file, load_schema_file(shape), environ)
-    except MappingError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def build_decoder(settings: Settings) -> Decoder:
+        writer = load_schema_file(settings.avro_schema_file)
+        reader = load_schema_file(reader_file) if reader_file is not None else None
+    except ValueError as exc:
+        raise ConfigError(f"AVRO_SCHEMA_FILE / AVRO_READER_SCHEMA_FILE: {exc}") from None
+    # Records decode to the reader schema's shape when there is one, else the writer's.
+    environ = os.environ | {"PERSONALIZE_TRACKING_ID": settings.personalize_tracking_id}
+    mapper = load_mapping(settings.mapping_file, reader or writer, environ)
     auth = settings.schema_registry_basic_auth_user_info
     try:
-        return make_decoder(
-            settings.avro_schema_file,
+        decoder = make_decoder(
+            writer,
             settings.schema_registry_url,
             auth.get_secret_value() if auth else None,
-            settings.avro_reader_schema_file,
+            reader,
         )
     except ValueError as exc:
-        raise ConfigError(f"SCHEMA_REGISTRY_* / AVRO_READER_SCHEMA_FILE: {exc}") from None
-
-
-def build_pipeline(
-    settings: Settings, metrics: Metrics | None = None, replay: bool = False
-) -> Pipeline:
-    """The consumer; with `replay`, the same engine reading the dead-letter topic (replay.py)."""
-    if replay:
-        settings = settings.model_copy(update={"kafka_group_id": replay_group(settings)})
-    mapper = build_mapper(settings)
-    decoder = build_decoder(settings)
-    metrics = metrics or Metrics()
-    limit = AdaptiveLimit(settings.max_in_flight_calls)
-    client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
-    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
-    kafka_errors = KafkaErrorWatch()
-    dead_letter: DeadLetterSink
-    try:
-        consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, kafka_errors))
-        if replay:
-            dead_letter = LeaveInPlace()
-        else:
-            dead_letter = DeadLetterProducer(
-                common_config(settings, error_cb=kafka_errors),
-                settings.dead_letter_topic,
-                settings.kafka_group_id,
-            )
-            dead_letter.check_topic(kafka_errors)
-    except KafkaException as exc:  # librdkafka rejects a property before connecting
-        raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
-    return Pipeline(
-        consumer=consumer,
-        topics=(settings.dead_letter_topic,) if replay else settings.source_topics,
-        decoder=decoder,
-        mapper=mapper,
-        delivery=Delivery(sink, limit),
-        dead_letter=dead_letter,
-        tuning=Tuning(
-            batch_size=settings.consume_batch_size,
-            linger_s=settings.batch_linger_ms / 1000,
-            max_buffered_records=settings.max_buffered_records,
-            commit_interval_s=settings.commit_interval_ms / 1000,
-            shutdown_timeout_s=settings.shutdown_timeout_s,
-        ),
-        metrics=metrics,
-        health=Health(stall_after_s=settings.shutdown_timeout_s + 60),
-        kafka_errors=kafka_errors,
-        origin=original if replay else None,
-    )
+        raise ConfigError(f"SCHEMA_REGISTRY_*: {exc}") from None
+    return Transform(decoder, mapper, original if replay else None)
 
 
 def replay_group(settings: Settings) -> str:
     """A replay's own consumer group, so its progress is separate and resumable."""
     return f"{settings.kafka_group_id}.replay"
+
+
+def build_pipeline(
+    settings: Settings, metrics: Metrics | None = None, replay: bool = False
+) -> Pipeline:
+    """The consumer; with `replay`, the same engine reading the dead-letter topic."""
+    if replay:
+        settings = settings.model_copy(update={"kafka_group_id": replay_group(settings)})
+    transform = build_transform(settings, replay)
+    metrics = metrics or Metrics()
+    limit = AdaptiveLimit(settings.max_in_flight_calls)
+    client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
+    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
+    errors = KafkaErrorWatch()
+    dead_letter: DeadLetterSink = LeaveInPlace()
+    try:
+        consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, errors))
+        if not replay:
+            dead_letter = DeadLetterProducer(
+                common_config(settings, error_cb=errors),
+                settings.dead_letter_topic,
+                settings.kafka_group_id,
+            )
+    except KafkaException as exc:  # librdkafka rejects a property before connecting
+        raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
+    if isinstance(dead_letter, DeadLetterProducer):
+        try:
+            dead_letter.check_topic(errors)
+        except BaseException:
+            consumer.close()
+            raise
+    topics = (settings.dead_letter_topic,) if replay else settings.source_topics
+    source = KafkaSource(
+        consumer, topics, settings.consume_batch_size, settings.max_buffered_records, errors
+    )
+    return Pipeline(
+        source=source,
+        transform=transform,
+        sender=Delivery(sink, limit),
+        dead_letter=dead_letter,
+        tuning=Tuning(
+            linger_s=settings.batch_linger_ms / 1000,
+            commit_interval_s=settings.commit_interval_ms / 1000,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+        ),
+        metrics=metrics,
+        health=Health(stall_after_s=settings.shutdown_timeout_s + 60),
+    )
 
 
 def run(settings: Settings, until_caught_up: bool = False, replay: bool = False) -> RunSummary:
@@ -114,7 +120,7 @@ def run(settings: Settings, until_caught_up: bool = False, replay: bool = False)
     pipeline = build_pipeline(settings, replay=replay)
     server = (
         serve(settings.metrics_port, pipeline.metrics, pipeline.health)
-        if (settings.metrics_port)
+        if settings.metrics_port
         else None
     )
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}

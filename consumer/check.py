@@ -16,13 +16,13 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from consumer.app import build_decoder, build_mapper
+from consumer.app import build_transform
 from consumer.config import Settings
-from consumer.decode import Decoder
-from consumer.kafkaconfig import KafkaErrorWatch, common_config
-from consumer.mapping import Mapper, Skipped
-from consumer.records import Failure, MappedEvent, SourceRecord, TransientError
-from consumer.source import to_record
+from consumer.errors import TransientError
+from consumer.kafkaclient import KafkaErrorWatch, common_config
+from consumer.records import Failure, MappedEvent, Skipped, SourceRecord
+from consumer.source.kafka import to_record
+from consumer.transform import Transform
 
 SENSITIVE = ("userId", "itemId", "properties", "impression")
 
@@ -47,9 +47,18 @@ class CheckReport:
 
 
 def check(
-    settings: Settings, topic: str, records: int, examples: int = 3, show_values: bool = False
+    settings: Settings,
+    topic: str,
+    records: int,
+    examples: int = 3,
+    show_values: bool = False,
+    dead_letter: bool = False,
 ) -> CheckReport:
-    decoder, mapper = build_decoder(settings), build_mapper(settings)
+    """Read up to `records` records of `topic` and report how `run` would treat each one.
+
+    `dead_letter`: the topic holds dead-letter copies, mapped as their originals (as a replay).
+    """
+    transform = build_transform(settings, replay=dead_letter)
     errors = KafkaErrorWatch()
     reader = Consumer(
         common_config(settings, error_cb=errors)
@@ -74,35 +83,33 @@ def check(
                 at_end.add(message.partition() or 0)  # _PARTITION_EOF: nothing more there
                 continue
             report.read += 1
-            _classify(report, to_record(message), decoder, mapper, examples, show_values)
+            _classify(report, to_record(message), transform, examples, show_values)
     finally:
         reader.close()
-        decoder.close()
+        transform.close()
     return report
 
 
 def _classify(
     report: CheckReport,
     record: SourceRecord,
-    decoder: Decoder,
-    mapper: Mapper,
+    transform: Transform,
     examples: int,
     show_values: bool,
 ) -> None:
     try:
-        value = decoder.decode(record.value)
+        outcome = transform(record)
     except TransientError as exc:
         report.outcomes["unavailable (would be retried)"] += 1
         report.reasons[f"decode: {exc}"] += 1
         return
-    outcome = value if isinstance(value, Failure) else mapper.map(record, value)
     if isinstance(outcome, Failure):
         report.outcomes[f"dead-letter ({outcome.stage.value})"] += 1
         report.reasons[f"{outcome.stage.value}: {outcome.reason}"] += 1
     elif isinstance(outcome, Skipped):
         report.outcomes["filtered"] += 1
     elif isinstance(outcome, MappedEvent):
-        report.outcomes["sent"] += 1
+        report.outcomes["would send"] += 1
         if len(report.examples) < examples:
             report.examples.append(_example(outcome, show_values))
 

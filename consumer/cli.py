@@ -1,17 +1,18 @@
-"""`personalize-consumer` command line: run, emulator, demo."""
+"""`personalize-consumer` command line: run, replay and check; the emulator and the demo.
+
+Exit codes: 0 done, 2 configuration error (`ConfigError`), 3 stopped by a fatal error
+(`FatalError`): each with one line on stderr that says what to fix. The development commands
+(`emulator`, `demo`) import `consumer.testing` only when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from confluent_kafka import KafkaException
-
-from consumer.config import ConfigError, load_settings
-from consumer.deadletter import DeadLetterError
-from consumer.observability import configure_logging
-from consumer.registry import RegistryAccessDenied
-from consumer.sink import FatalSinkError
+from consumer.config import load_settings
+from consumer.errors import ConfigError, FatalError
+from consumer.ops.logs import configure_logging
 
 EXIT_CONFIG = 2
 EXIT_FATAL = 3
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 0 once every assigned partition is committed up to its end",
     )
 
-    from consumer.emulator import add_emulator_arguments, run_emulator_command
+    from consumer.testing.emulator import add_emulator_arguments, run_emulator_command
 
     emulator_cmd = commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo")
     add_emulator_arguments(emulator_cmd)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(args)
     if args.command == "demo":
-        from consumer.demo import run_demo
+        from consumer.testing.demo import run_demo
 
         return run_demo(records=args.records)
     return _run(args.until_caught_up, replay=args.command == "replay")
@@ -77,12 +78,16 @@ def _check(args: argparse.Namespace) -> int:
 
         topic = settings.dead_letter_topic if args.dead_letter else args.topic
         report = check(
-            settings, topic or settings.source_topics[0], args.records, show_values=args.show_values
+            settings,
+            topic or settings.source_topics[0],
+            args.records,
+            show_values=args.show_values,
+            dead_letter=args.dead_letter,
         )
     except ConfigError as exc:
         print(f"personalize-consumer: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except KafkaException as exc:
+    except FatalError as exc:
         print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
         return EXIT_FATAL
     print(report.render())
@@ -103,7 +108,7 @@ def _run(until_caught_up: bool, replay: bool = False) -> int:
     except ConfigError as exc:  # found while building the pipeline, before connecting
         print(f"personalize-consumer: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (FatalSinkError, DeadLetterError, KafkaException, RegistryAccessDenied) as exc:
+    except FatalError as exc:
         print(f"personalize-consumer: stopped: {exc}", file=sys.stderr)
         return EXIT_FATAL
     print(f"personalize-consumer: {summary.line()}", flush=True)

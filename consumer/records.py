@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 Headers = list[tuple[str, str | bytes | None]]
+#: A Kafka (topic, partition): the unit of assignment, ordering and commits.
+TP = tuple[str, int]
 
 
 class Stage(StrEnum):
@@ -35,13 +37,6 @@ class SourceRecord:
     timestamp_ms: int | None
     #: The assignment of its partition it was consumed under; results of older ones are dropped.
     epoch: int = 0
-
-
-class TransientError(Exception):
-    """A stage can't work right now (e.g. the Schema Registry is down): retry the record later.
-
-    Never a reason to dead-letter: the same record will succeed once the dependency is back.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +72,11 @@ class Rejected:
 
     record: SourceRecord
     failure: Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record the mapping filters out on purpose: done and counted, never dead-lettered."""
+
+    record: SourceRecord
+    reason: str

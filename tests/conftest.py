@@ -1,8 +1,8 @@
 """Shared fixtures: one real Kafka broker per session, started only when a test asks for it.
 
 The broker is, in this order: ``KAFKA_BOOTSTRAP_SERVERS``; an ``apache/kafka`` container when a
-Docker engine answers; a local broker from the official jars (:mod:`consumer.localkafka`). With
-none of them the tests skip saying how to get one, or fail when ``REQUIRE_KAFKA=1`` (CI).
+Docker engine answers; a local broker from the official jars (``consumer.testing.localkafka``).
+With none of them the tests skip saying how to get one, or fail when ``REQUIRE_KAFKA=1`` (CI).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import pytest
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
-    from consumer.localkafka import LocalKafka
-    from consumer.localkafka_security import SecureListeners
+    from consumer.testing.localkafka import LocalKafka, SecureListeners
 
 KAFKA_VERSION = "4.1.1"
 HOW_TO_GET_A_BROKER = (
@@ -90,7 +89,7 @@ def _docker_kafka() -> Iterator[KafkaBroker]:
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.docker_client import DockerClient
 
-    from consumer.localkafka import wait_for_broker
+    from consumer.testing.localkafka import wait_for_broker
 
     port = _free_port()
     host = DockerClient().host()
@@ -134,7 +133,7 @@ def _docker_kafka() -> Iterator[KafkaBroker]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
     """Lazy: a session that never asks for Kafka (unit tests only) never starts one."""
-    from consumer.localkafka import LocalKafka, UnavailableError, wait_for_broker
+    from consumer.testing.localkafka import LocalKafka, UnavailableError, wait_for_broker
 
     problem = ""  # reported outside the except blocks: no chained traceback on the failure
     if external := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -168,7 +167,7 @@ def secure_kafka() -> Iterator[LocalKafka]:
     """A local broker with SASL_SSL (SCRAM-SHA-512, PLAIN) and mutual-TLS listeners, for the
     security tests. Always the jar broker, even with KAFKA_BOOTSTRAP_SERVERS or Docker: these
     tests need a broker whose users and certificates they made. Lazy, like ``kafka_broker``."""
-    from consumer.localkafka import LocalKafka, UnavailableError
+    from consumer.testing.localkafka import LocalKafka, UnavailableError
 
     kafka = LocalKafka(version=KAFKA_VERSION, secure=True)
     problem = ""

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.config import ConfigError, load_settings
+from consumer.config import load_settings
+from consumer.errors import ConfigError
 
 VALID = {
     "KAFKA_BOOTSTRAP_SERVERS": "broker:9092",

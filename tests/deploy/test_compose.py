@@ -189,7 +189,7 @@ def test_project_image_runs_read_only_and_non_root(
 
 def test_sample_producer_runs_the_samples_module(services: dict[str, dict[str, Any]]) -> None:
     producer = services["sample-producer"]
-    assert _command(producer, "entrypoint") == ["python", "-m", "consumer.samples"]
+    assert _command(producer, "entrypoint") == ["python", "-m", "consumer.testing.samples"]
     env = _environment(producer)
     assert (
         env["KAFKA_BOOTSTRAP_SERVERS"]

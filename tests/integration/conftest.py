@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.emulator import EmulatorConfig, EmulatorServer
+from consumer.testing.emulator import EmulatorConfig, EmulatorServer
 
 _HERE = Path(__file__).parent
 

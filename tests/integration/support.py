@@ -21,10 +21,12 @@ from confluent_kafka.admin import AdminClient
 
 from consumer.app import build_pipeline
 from consumer.config import Settings, load_settings
-from consumer.emulator import EmulatorServer
+from consumer.kafkaclient import produce as produce_one
 from consumer.mapping import derived_event_id
-from consumer.pipeline import Pipeline, RunSummary
-from consumer.samples import InteractionEncoder, interactions, produce
+from consumer.ops.summary import RunSummary
+from consumer.pipeline import Pipeline
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import InteractionEncoder, interactions, produce
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -231,18 +233,14 @@ def write_values(
         return report
 
     for value in values:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    value=encoder.encode(value),
-                    key=str(value["sessionId"]).encode(),
-                    partition=session_partition(value, partitions),
-                    on_delivery=on_delivery(value),
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_one(
+            producer,
+            topic,
+            value=encoder.encode(value),
+            key=str(value["sessionId"]).encode(),
+            partition=session_partition(value, partitions),
+            on_delivery=on_delivery(value),
+        )
         producer.poll(0)
     unacknowledged = producer.flush(60)
     assert not failures and not unacknowledged, (failures[:3], unacknowledged)

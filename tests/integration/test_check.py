@@ -7,8 +7,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from consumer.emulator import EmulatorServer
-from consumer.samples import InteractionEncoder, bad_records
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import InteractionEncoder, bad_records
 from tests.integration.support import committed, write_clickstream
 
 
@@ -36,7 +36,7 @@ def test_check_reports_outcomes_and_reasons_and_masks_values(
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "read 60 records" in out
-    assert "sent: 56" in out
+    assert "would send: 56" in out
     assert "dead-letter (decode): 2" in out and "dead-letter (validate): 2" in out
     assert "eventType: must be at most 256 character(s) long" in out
     assert "mapped examples:" in out and '"userId": "***"' in out

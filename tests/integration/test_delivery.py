@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from consumer.deadletter import H_ERROR_CLASS, H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_TOPIC
-from consumer.emulator import EmulatorServer
-from consumer.samples import interactions
+from consumer.deadletter.headers import (
+    H_ERROR_CLASS,
+    H_OFFSET,
+    H_PARTITION,
+    H_REASON,
+    H_STAGE,
+    H_TOPIC,
+)
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import interactions
 from tests.conftest import KafkaBroker
 from tests.integration.support import (
     Consumers,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer.deadletter import H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_TOPIC
-from consumer.emulator import EmulatorServer
-from consumer.samples import InteractionEncoder, bad_records
+from consumer.deadletter.headers import H_OFFSET, H_PARTITION, H_REASON, H_STAGE, H_TOPIC
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import InteractionEncoder, bad_records
 from tests.integration.support import (
     accepted_events,
     committed,

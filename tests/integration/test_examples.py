@@ -5,7 +5,6 @@ and not dead-lettered; a record the mapping cannot convert is dead-lettered nami
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -15,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import pytest
 import yaml
 
 from consumer import SCHEMAS_DIR
-from consumer.deadletter import H_ERROR_CLASS, H_OFFSET, H_REASON, H_STAGE
-from consumer.emulator import EmulatorServer
-from consumer.samples import produce
+from consumer.deadletter.headers import H_ERROR_CLASS, H_OFFSET, H_REASON, H_STAGE
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import InteractionEncoder, produce
 from tests.integration.support import (
     Consumers,
     Deployment,
@@ -45,13 +43,8 @@ def consumers(tmp_path: Path) -> Iterator[Consumers]:
 
 def write(bootstrap: str, topic: str, schema_file: Path, values: Sequence[dict[str, Any]]) -> None:
     """Schemaless Avro with the example's schema, one partition (offset i is record i)."""
-    schema = fastavro.parse_schema(fastavro.schema.load_schema(str(schema_file)))
-    raw = []
-    for value in values:
-        buffer = io.BytesIO()
-        fastavro.schemaless_writer(buffer, schema, value)
-        raw.append(buffer.getvalue())
-    produce(bootstrap, topic, raw, partitions=1)
+    encoder = InteractionEncoder(schema_file)
+    produce(bootstrap, topic, [encoder.encode(value) for value in values], partitions=1)
 
 
 def by_event_id(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

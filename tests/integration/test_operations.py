@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from consumer.emulator import EmulatorServer
+from consumer.testing.emulator import EmulatorServer
 from tests.integration.support import committed, end_offsets, wait_for, write_clickstream
 
 

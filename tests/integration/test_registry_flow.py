@@ -13,9 +13,9 @@ import fastavro
 
 from consumer import DEFAULT_SCHEMA_FILE
 from consumer.config import load_settings
-from consumer.emulator import EmulatorServer
 from consumer.mapping import derived_event_id
-from consumer.samples import interactions, produce
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import interactions, produce
 from tests.integration.support import (
     accepted_events,
     committed,

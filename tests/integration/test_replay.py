@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from consumer.emulator import EmulatorServer
 from consumer.mapping import derived_event_id
-from consumer.samples import InteractionEncoder, interaction
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.samples import InteractionEncoder, interaction
 from tests.integration.support import (
     accepted_events,
     committed,

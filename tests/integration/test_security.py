@@ -25,10 +25,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from consumer.config import Settings, load_settings
-from consumer.emulator import EmulatorServer
-from consumer.kafkaconfig import common_config, consumer_config
-from consumer.localkafka_security import MODES, Mode, SecureListeners
-from consumer.samples import InteractionEncoder, interactions
+from consumer.kafkaclient import common_config, consumer_config
+from consumer.testing.emulator import EmulatorServer
+from consumer.testing.localkafka import MODES, Mode, SecureListeners
+from consumer.testing.samples import InteractionEncoder, interactions
 from tests.integration.support import Clickstream, Consumers, Deployment, arrived, wait_for
 
 BAD_RECORD = b"\x02\xff\xfe not avro at all"  # dead-lettered at decode

@@ -1,0 +1,274 @@
+"""A `MappingPlan` compiled into small closures: per record, dictionary lookups and the
+conversions each field needs, never parsing.
+
+A conversion that can never work raises `Unmappable`, whose reason names the field, the path and
+the rule, never the value: the model marks ids and properties sensitive.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from operator import methodcaller
+from typing import Any
+
+from consumer.mapping.plan import MappingPlan, Source, Unit
+from consumer.mapping.validation import check_property_keys
+from consumer.records import Stage
+
+
+class Unmappable(Exception):
+    """A value that can never become its PutEvents field; `reason` names fields, never values."""
+
+    def __init__(self, rule: str, reason: str, stage: Stage = Stage.MAP) -> None:
+        super().__init__(reason)
+        self.rule, self.reason, self.stage = rule, reason, stage
+
+
+Getter = Callable[[Mapping[str, Any]], Any]
+Step = Callable[[Mapping[str, Any], dict[str, Any]], None]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: What a hostile value can make a conversion raise; anything else is a bug and propagates.
+CONVERSION_ERRORS = (LookupError, TypeError, ValueError, AttributeError, OverflowError)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError("not JSON-encodable")
+
+
+#: Built once: `json.dumps` with options builds an encoder per call, which dominated its cost.
+_encode_json = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+).encode
+
+
+#: What `_encode_json` writes for a string (json's C function, the same for ensure_ascii=False).
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _encode_properties(properties: dict[Any, Any]) -> str:
+    """`_encode_json`, with the usual map of strings done without the encoder's per-call setup."""
+    for key, value in properties.items():
+        if type(key) is not str or type(value) is not str:
+            return _encode_json(properties)
+    quote = _quote
+    return "{" + ",".join([quote(k) + ":" + quote(v) for k, v in properties.items()]) + "}"
+
+
+def _path_getter(path: tuple[str, ...]) -> Getter:
+    if len(path) == 1:
+        return methodcaller("get", path[0])  # no Python frame: the common case, kept cheap
+
+    def get_path(value: Mapping[str, Any]) -> Any:
+        found: Any = value
+        for key in path:
+            if type(found) is not dict and not isinstance(found, Mapping):
+                return None  # null on the way (or another branch of a union): no value
+            found = found.get(key)
+        return found
+
+    return get_path
+
+
+def getter(source: Source, convert: Callable[[Any], Any] | None) -> Getter:
+    """A constant, one path, or the first non-null of several; `convert`ed if the plan says so."""
+    if not source.paths:
+        const = source.const
+        return lambda _value: const
+    getters = tuple(_path_getter(p) for p in source.paths)
+
+    def first(value: Mapping[str, Any]) -> Any:
+        for get in getters:
+            found = get(value)
+            if found is not None:
+                return found
+        return None
+
+    get = getters[0] if len(getters) == 1 else first
+    if convert is None or not source.convert:
+        return get
+
+    def converted(value: Mapping[str, Any]) -> Any:
+        found = get(value)
+        return None if found is None else convert(found)
+
+    return converted
+
+
+def text(found: Any) -> Any:
+    """Ids may be numbers or UUIDs in the writer schema; PutEvents wants strings."""
+    kind = type(found)
+    return str(found) if kind is int or kind is uuid.UUID else found  # validation names the rest
+
+
+def sent_at_getter(source: Source, unit: Unit) -> Getter:
+    get = getter(source, None)
+    where = source.describe()
+    per = {"seconds": "seconds", "millis": "milliseconds", "micros": "microseconds"}.get(unit)
+
+    def sent_at(value: Mapping[str, Any]) -> Any:
+        found = get(value)
+        if type(found) is datetime and unit == "logical":
+            return found
+        if found is None:
+            return None
+        if per is not None:
+            return _from_number(found, per, where)
+        if unit == "iso8601":
+            return _from_iso8601(found, where)
+        if isinstance(found, datetime):
+            return found
+        if type(found) is int:  # a writer schema without the logical type: epoch millis
+            return _from_number(found, "milliseconds", where)
+        raise Unmappable("timestamp", f"sentAt: not a time at {where}")
+
+    return sent_at
+
+
+def _from_number(found: Any, per: str, where: str) -> datetime:
+    kind = type(found)
+    if kind is str:
+        try:
+            found = int(found) if found.isdigit() else float(found)
+        except ValueError:
+            raise Unmappable("timestamp", f"sentAt: not a number at {where}") from None
+    elif kind is not int and kind is not float:
+        raise Unmappable("timestamp", f"sentAt: not a number at {where}")
+    try:
+        return _EPOCH + timedelta(**{per: found})
+    except (OverflowError, ValueError):  # beyond datetime's range, or not finite
+        raise Unmappable("timestamp", f"sentAt: out of range at {where} ({per})") from None
+
+
+def _from_iso8601(found: Any, where: str) -> datetime:
+    if type(found) is not str:
+        raise Unmappable("timestamp", f"sentAt: not an ISO-8601 string at {where}")
+    try:
+        parsed = datetime.fromisoformat(found)
+    except ValueError:
+        raise Unmappable("timestamp", f"sentAt: not an ISO-8601 time at {where}") from None
+    if parsed.tzinfo is None:
+        reason = f"sentAt: ISO-8601 time without a UTC offset (Z or +hh:mm) at {where}"
+        raise Unmappable("timestamp", reason)
+    return parsed
+
+
+def optional_steps(plan: MappingPlan) -> tuple[tuple[str, Step], ...]:
+    """Fields left out when their source has no value: each a step that may add it."""
+    sources = plan.sources
+    steps: list[tuple[str, Step]] = []
+    if (source := sources.get("eventValue")) is not None:
+        steps.append(("eventValue", _step("eventValue", getter(source, _number(source)))))
+    for name in ("itemId", "recommendationId"):
+        if (source := sources.get(name)) is not None:
+            steps.append((name, _step(name, getter(source, text))))
+    if (source := sources.get("impression")) is not None:
+        items = _impression(source, plan.impression_delimiter)
+        steps.append(("impression", _step("impression", getter(source, None), items)))
+    if plan.properties_from is not None or plan.properties:
+        steps.append(("properties", _step("properties", _properties(plan))))
+    if (source := sources.get("metricAttributionSource")) is not None:
+        get = getter(source, text)
+        step = _step("metricAttribution", get, lambda found: {"eventAttributionSource": found})
+        steps.append(("metricAttributionSource", step))
+    return tuple(steps)
+
+
+def _step(key: str, get: Getter, then: Callable[[Any], Any] | None = None) -> Step:
+    """Set `key` from `get` (through `then`, which may drop it with None) unless it is null."""
+    if then is None:
+
+        def copy(value: Mapping[str, Any], event: dict[str, Any]) -> None:
+            found = get(value)
+            if found is not None:
+                event[key] = found
+
+        return copy
+
+    def convert(value: Mapping[str, Any], event: dict[str, Any]) -> None:
+        found = get(value)
+        if found is not None:
+            found = then(found)
+            if found is not None:
+                event[key] = found
+
+    return convert
+
+
+def _number(source: Source) -> Callable[[Any], Any]:
+    where = source.describe()
+
+    def number(found: Any) -> Any:
+        if type(found) is str:
+            try:
+                return float(found)
+            except ValueError:
+                raise Unmappable("number", f"eventValue: not a number at {where}") from None
+        return found  # a number, or a type the validation reports by field name
+
+    return number
+
+
+def _impression(source: Source, delimiter: str | None) -> Callable[[Any], Any]:
+    """Items of an array (ids as strings) or of a delimited string; none: left out."""
+    where, convert = source.describe(), source.convert
+
+    def items(found: Any) -> list[Any] | None:
+        if delimiter is None:
+            if type(found) is list or isinstance(found, (list, tuple)):
+                return ([text(item) for item in found] if convert else list(found)) or None
+        elif type(found) is str:
+            return [
+                item for item in (part.strip() for part in found.split(delimiter)) if item
+            ] or None
+        expected = "a delimited string" if delimiter is not None else "a list"
+        raise Unmappable("type", f"impression: not {expected} at {where}")
+
+    return items
+
+
+def _properties(plan: MappingPlan) -> Getter:
+    """The properties as a JSON object string, or None when there are none."""
+    spread = plan.properties_from
+    get_map = getter(spread, None) if spread is not None else None
+    named = tuple((key, getter(source, None)) for key, source in plan.properties)
+    where = spread.describe() if spread is not None else ""
+
+    def encode(found: Any) -> str | None:
+        if not found:
+            return None
+        if type(found) is not dict:
+            if not isinstance(found, Mapping):
+                raise Unmappable("type", f"properties: not a map at {where}")
+            found = dict(found)
+        reserved = check_property_keys(found)
+        if reserved:  # checked here, on the map: validation then needn't parse the JSON back
+            raise Unmappable(reserved[0].rule, reserved[0].message, Stage.VALIDATE)
+        try:
+            return _encode_properties(found)
+        except (TypeError, ValueError):
+            reason = "properties: values must be strings, finite numbers or booleans"
+            raise Unmappable("json", reason) from None
+
+    if get_map is not None and spread is not None and not named and not spread.convert:
+        return lambda value: encode(get_map(value))  # a map of strings: the default mapping
+
+    def build(value: Mapping[str, Any]) -> str | None:
+        properties: dict[str, Any] = {}
+        if get_map is not None:
+            found = get_map(value)
+            if found:
+                if not isinstance(found, Mapping):
+                    raise Unmappable("type", f"properties: not a map at {where}")
+                properties = {k: v for k, v in found.items() if v is not None}
+        for key, get in named:
+            found = get(value)
+            if found is not None:
+                properties[key] = found
+        return encode(properties)
+
+    return build

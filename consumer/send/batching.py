@@ -1,0 +1,129 @@
+"""Events to PutEvents calls: one call carries up to 10 events of one session, in offset order.
+
+Full calls matter more than anything else for throughput: a dataset group's quota is counted in
+calls, not events. So a session's events wait until it has 10, or until its oldest has waited
+`linger_s`. Only one call per session is in flight, so a session's events arrive in offset order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from consumer.records import TP, MappedEvent, SessionKey
+
+MAX_EVENTS_PER_CALL = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One PutEvents request's worth of events."""
+
+    session: SessionKey
+    events: tuple[MappedEvent, ...]
+
+    def request(self) -> dict[str, object]:
+        params: dict[str, object] = {
+            "trackingId": self.session.tracking_id,
+            "sessionId": self.session.session_id,
+            "eventList": [m.event for m in self.events],
+        }
+        if self.session.user_id is not None:
+            params["userId"] = self.session.user_id
+        return params
+
+
+class SessionBatcher:
+    """Per-session queues that release full calls at once and partial ones after the linger."""
+
+    def __init__(self, linger_s: float, max_events: int = MAX_EVENTS_PER_CALL) -> None:
+        self._linger_s = linger_s
+        self._max = max_events
+        self._queues: dict[SessionKey, deque[tuple[float, MappedEvent]]] = {}
+        self._in_flight: set[SessionKey] = set()
+        self._full: dict[SessionKey, None] = {}  # insertion-ordered set
+        self._lingering: deque[tuple[float, SessionKey]] = deque()
+        self._buffered = 0
+
+    def __len__(self) -> int:
+        """Events waiting for a call (not those in flight)."""
+        return self._buffered
+
+    def add(self, event: MappedEvent, now: float) -> None:
+        queue = self._queues.get(event.session)
+        if queue is None:
+            queue = self._queues[event.session] = deque()
+        queue.append((now, event))
+        self._buffered += 1
+        if event.session in self._in_flight:
+            return
+        if len(queue) == 1:
+            self._lingering.append((now, event.session))
+        if len(queue) >= self._max:
+            self._full[event.session] = None
+
+    def ready(self, now: float, limit: int, flush: bool = False) -> list[Call]:
+        """Up to `limit` calls to send now: full ones first, then those that lingered enough."""
+        calls: list[Call] = []
+        while self._full and len(calls) < limit:
+            session = next(iter(self._full))
+            calls.append(self._take(session))
+        cutoff = now if flush else now - self._linger_s
+        while self._lingering and len(calls) < limit and self._lingering[0][0] <= cutoff:
+            since, session = self._lingering.popleft()
+            queue = self._queues.get(session)
+            if queue and session not in self._in_flight and queue[0][0] == since:
+                calls.append(self._take(session))
+        return calls
+
+    def complete(self, session: SessionKey) -> None:
+        """The session's call finished; its next events may go."""
+        self._in_flight.discard(session)
+        queue = self._queues.get(session)
+        if not queue:
+            self._queues.pop(session, None)
+            return
+        self._lingering.append((queue[0][0], session))
+        if len(queue) >= self._max:
+            self._full[session] = None
+
+    def retry(self, events: Collection[MappedEvent], now: float) -> None:
+        """Put a cancelled call's events back at the front of their session, keeping order."""
+        for event in reversed(list(events)):
+            queue = self._queues.setdefault(event.session, deque())
+            queue.appendleft((now, event))
+            self._buffered += 1
+        for session in {e.session for e in events}:
+            if session not in self._in_flight:
+                self._lingering.append((self._queues[session][0][0], session))
+                if len(self._queues[session]) >= self._max:
+                    self._full[session] = None
+
+    def drop(self, partitions: Collection[TP]) -> None:
+        """Forget waiting events of revoked partitions; their new owner reads them again."""
+        for session, queue in list(self._queues.items()):
+            kept = deque(
+                item
+                for item in queue
+                if (item[1].record.topic, item[1].record.partition) not in partitions
+            )
+            self._buffered -= len(queue) - len(kept)
+            if not kept and session not in self._in_flight:
+                del self._queues[session]
+                self._full.pop(session, None)
+                continue
+            self._queues[session] = kept
+            if len(kept) < self._max:
+                self._full.pop(session, None)
+            if kept and session not in self._in_flight:
+                self._lingering.append((kept[0][0], session))
+
+    def _take(self, session: SessionKey) -> Call:
+        queue = self._queues[session]
+        count = min(self._max, len(queue))
+        events = tuple(queue.popleft()[1] for _ in range(count))
+        self._buffered -= count
+        self._full.pop(session, None)
+        self._in_flight.add(session)
+        return Call(session, events)

@@ -1,0 +1,254 @@
+"""The Kafka consumer wrapped as the pipeline's source: records in, pauses and commits out.
+
+Auto-commit and the automatic offset store are off: an offset is committed only when the offset
+tracker says every record below it is done (pitfall 1). Assignment is cooperative-sticky, so a
+rebalance moves only the partitions that must move.
+
+Fetching is steered here, in one place, so the poll loop never sleeps (pitfall 3):
+- backpressure pauses every partition while too many records are unfinished, and resumes them at
+  half that;
+- a hold seeks one partition back to a record that could not be processed yet (the Schema
+  Registry is down) and pauses it for a backoff that doubles up to 30 s;
+- a drain pauses everything for good.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from consumer.errors import FatalError, KafkaRefused, TransientError
+from consumer.kafkaclient import KafkaErrorWatch, is_fatal
+from consumer.records import TP, SourceRecord
+from consumer.source import RebalanceListener
+
+log = logging.getLogger(__name__)
+
+MAX_HOLD_S = 30.0
+
+
+def to_record(message: Message, epoch: int = 0) -> SourceRecord:
+    """A consumed message as the stages see it: its bytes kept for the dead-letter topic."""
+    _kind, timestamp = message.timestamp()
+    headers = message.headers() or []
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return SourceRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=message.key(),
+        value=message.value(),
+        headers=list(headers.items() if isinstance(headers, dict) else headers),
+        timestamp_ms=timestamp if timestamp > 0 else None,
+        epoch=epoch,
+    )
+
+
+class KafkaSource:
+    """A subscribed confluent `Consumer`, with assignment epochs, holds and backpressure."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        topics: tuple[str, ...],
+        batch_size: int,
+        max_buffered: int,
+        errors: KafkaErrorWatch,
+    ) -> None:
+        self.consumer = consumer
+        self._topics = topics
+        self._batch_size = batch_size
+        self._max_buffered = max_buffered
+        self._errors = errors
+        self._listener: RebalanceListener | None = None
+        self._fatal: FatalError | None = None
+        self._epochs: dict[TP, int] = {}  # assigned partition -> its epoch
+        self._next_epoch = 0
+        self._held: dict[TP, float] = {}  # partition -> when to fetch it again
+        self._backoff: dict[TP, float] = {}  # partition -> its last hold's backoff
+        self._full = False  # backpressure: every partition paused
+        self._stopped = False  # draining: nothing more is fetched
+        self._paused: set[TP] = set()
+        self._steer = False  # what should be paused changed
+        self._closed = False
+
+    @property
+    def assigned(self) -> int:
+        return len(self._epochs)
+
+    @property
+    def fatal(self) -> FatalError | None:
+        return self._fatal or self._errors.fatal
+
+    def subscribe(self, listener: RebalanceListener) -> None:
+        self._listener = listener
+        self.consumer.subscribe(
+            list(self._topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def consume(self, timeout_s: float) -> list[SourceRecord]:
+        """The next batch of records of assigned, unheld partitions (may be empty)."""
+        self._release_due_holds()
+        if self._steer:
+            self._apply_pauses()
+        records = []
+        epochs, held = self._epochs, self._held
+        for message in self.consumer.consume(self._batch_size, timeout=timeout_s):
+            error = message.error()
+            if error is not None:
+                if is_fatal(error):
+                    self._fatal = self._fatal or KafkaRefused(f"Kafka refused us: {error.str()}")
+                else:
+                    log.warning("consumer error", extra={"error": str(error)})
+                continue
+            tp = (message.topic() or "", message.partition() or 0)
+            epoch = epochs.get(tp)
+            if epoch is None or tp in held:
+                continue  # revoked, or held back: fetched again later
+            records.append(to_record(message, epoch))
+        return records
+
+    def held(self, tp: TP) -> bool:
+        return tp in self._held
+
+    @property
+    def holding(self) -> bool:
+        """Whether any partition is held or backing off (so `recovered` has work to do)."""
+        return bool(self._backoff)
+
+    def hold(self, record: SourceRecord, cause: Exception) -> None:
+        """Fetch `record` again after a backoff: its partition stops here (doubling to 30 s)."""
+        tp = (record.topic, record.partition)
+        backoff = min(MAX_HOLD_S, 2 * self._backoff.get(tp, 0.5))
+        self._backoff[tp] = backoff
+        self._held[tp] = time.monotonic() + backoff
+        self.consumer.seek(TopicPartition(tp[0], tp[1], record.offset))
+        self._steer = True
+        log.warning(
+            "holding a partition back: a dependency is unavailable",
+            extra={
+                "topic": tp[0],
+                "partition": tp[1],
+                "offset": record.offset,
+                "error": str(cause),
+                "retry_in_s": backoff,
+            },
+        )
+
+    def recovered(self, tp: TP) -> None:
+        """A record of `tp` went through: its next hold starts from the shortest backoff."""
+        self._backoff.pop(tp, None)
+
+    def backpressure(self, unfinished: int) -> None:
+        """Pause every partition at `max_buffered` unfinished records; resume at half."""
+        if not self._full and unfinished >= self._max_buffered:
+            log.info("buffer full, pausing fetches", extra={"unfinished": unfinished})
+            self._full = self._steer = True
+        elif self._full and unfinished <= self._max_buffered // 2:
+            self._full, self._steer = False, True
+
+    @property
+    def paused(self) -> bool:
+        return self._full
+
+    def stop_fetching(self) -> None:
+        """Draining: pause every partition and keep them paused."""
+        self._stopped = self._steer = True
+        self._apply_pauses()
+
+    def commit(self, positions: dict[TP, int]) -> None:
+        """Synchronous commit; `TransientError` when the group can't take it right now."""
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise TransientError(str(exc)) from None
+
+    def caught_up(self) -> bool:
+        """Every assigned partition committed up to its end (for `--until-caught-up`)."""
+        if not self._epochs:
+            return False
+        tps = [TopicPartition(t, p) for t, p in sorted(self._epochs)]
+        committed = {
+            (c.topic, c.partition): c.offset for c in self.consumer.committed(tps, timeout=10)
+        }
+        for tp in tps:
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            if high > low and committed.get((tp.topic, tp.partition), -1) < high:
+                return False
+        return True
+
+    def close(self) -> None:
+        """Leave the group (partitions move at once, not after a session timeout); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.consumer.close()
+
+    # -- fetch steering ------------------------------------------------------------------------
+
+    def _release_due_holds(self) -> None:
+        if self._held:
+            now = time.monotonic()
+            for tp in [tp for tp, until in self._held.items() if until <= now]:
+                del self._held[tp]
+                self._steer = True
+
+    def _apply_pauses(self) -> None:
+        """Fetch exactly the assigned partitions that should be fetched now."""
+        self._steer = False
+        assigned = set(self._epochs)
+        want = assigned if self._stopped or self._full else assigned & set(self._held)
+        pause, resume = want - self._paused, (self._paused & assigned) - want
+        if pause:
+            self.consumer.pause([TopicPartition(t, p) for t, p in pause])
+        if resume:
+            self.consumer.resume([TopicPartition(t, p) for t, p in resume])
+        self._paused = want
+
+    # -- rebalance callbacks (librdkafka runs them inside `consume`) ---------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        log.info("partitions assigned", extra={"partitions": _fmt(tps)})
+        assigned = {}
+        for tp in tps:
+            self._next_epoch += 1
+            assigned[tp] = self._epochs[tp] = self._next_epoch
+        self._steer = True  # new partitions start fetching: pause them if we are paused
+        if self._listener is not None:
+            self._listener.on_assigned(assigned)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        log.info("partitions revoked", extra={"partitions": _fmt(tps)})
+        if self._listener is not None:
+            self._listener.on_revoked(tps)  # it may still commit them: they are ours until now
+        self._forget(tps)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        log.warning(
+            "partitions lost; their unfinished work is dropped", extra={"partitions": _fmt(tps)}
+        )
+        if self._listener is not None:
+            self._listener.on_lost(tps)
+        self._forget(tps)
+
+    def _forget(self, tps: Iterable[TP]) -> None:
+        for tp in tps:
+            self._epochs.pop(tp, None)
+            self._held.pop(tp, None)
+            self._backoff.pop(tp, None)
+            self._paused.discard(tp)
+
+
+def _fmt(tps: list[TP]) -> str:
+    return ",".join(f"{t}[{p}]" for t, p in tps)

@@ -1,0 +1,40 @@
+"""A local Amazon Personalize Events endpoint over real HTTP, with fault injection.
+
+boto3 reaches it through `AWS_ENDPOINT_URL_PERSONALIZE_EVENTS` or `endpoint_url=`. It checks
+SigV4 is present (not its value: any dummy credentials work), validates PutEvents bodies with
+`consumer.validation`, and appends accepted events to a JSON-lines file (with `accepted_at`,
+each line also says when the answer left). Other operations get 404 `UnknownOperationException`.
+
+Faults, for PutEvents only, drawn per call in this order:
+- `outage`: the connection is closed without an answer; botocore raises
+  `ConnectionClosedError` (retried as a connection error). A closed socket rather than a 503,
+  because an unreachable endpoint is the case a consumer must survive.
+- `access_denied`: 403 `AccessDeniedException`.
+- `throttle_ratio`: 400 `ThrottlingException`.
+- `error_5xx_ratio`: 500 `InternalServerError` or 503 `ServiceUnavailable`, half each.
+- `latency_ms`: delays every answer (non-blocking), whatever it is.
+- `reject_event_types`: a call that passes validation but holds an event of one of these types
+  gets 400 `InvalidInputException` naming `eventList[i].eventType` (never the value), and none of
+  its events are accepted: bad input only the service can judge, as one bad event rejects a
+  whole PutEvents call.
+
+Admin API, never faulted: `GET|POST /_emulator/faults` (partial JSON updates),
+`GET /_emulator/stats`, `POST /_emulator/stats/reset`, `POST /_emulator/flush`,
+`GET /_emulator/health`.
+"""
+
+from __future__ import annotations
+
+from consumer.testing.emulator.cli import add_emulator_arguments, run_emulator_command
+from consumer.testing.emulator.faults import FaultError, Faults
+from consumer.testing.emulator.server import EmulatorConfig, EmulatorServer, serve_forever
+
+__all__ = [
+    "EmulatorConfig",
+    "EmulatorServer",
+    "FaultError",
+    "Faults",
+    "add_emulator_arguments",
+    "run_emulator_command",
+    "serve_forever",
+]

@@ -1,0 +1,115 @@
+"""The `emulator` subcommand: arguments and entry point, wired into the main CLI by the caller."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from consumer.testing.emulator.faults import FaultError, Faults
+from consumer.testing.emulator.server import EmulatorConfig, serve_forever
+
+DEFAULT_PORT = 8765
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port to bind, 0 for any (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--events-file", type=Path, default=None, help="append accepted events here as JSON lines"
+    )
+    parser.add_argument(
+        "--accepted-at",
+        action="store_true",
+        help="add acceptedAt (epoch seconds the answer left) to each events-file line",
+    )
+    parser.add_argument(
+        "--latency-ms", type=_non_negative, default=0.0, help="delay every PutEvents answer"
+    )
+    parser.add_argument(
+        "--throttle-ratio",
+        type=_ratio,
+        default=0.0,
+        help="share of calls answered ThrottlingException",
+    )
+    parser.add_argument(
+        "--error-5xx-ratio", type=_ratio, default=0.0, help="share of calls answered with a 500/503"
+    )
+    parser.add_argument(
+        "--outage",
+        action="store_true",
+        help="close the connection on every PutEvents call without answering",
+    )
+    parser.add_argument(
+        "--access-denied", action="store_true", help="answer every call AccessDeniedException"
+    )
+    parser.add_argument(
+        "--reject-event-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="answer InvalidInputException to any call holding an event of this type (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed the fault draws")
+
+
+def run_emulator_command(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; prints `emulator listening on URL` once ready."""
+    try:
+        faults = Faults(
+            latency_ms=args.latency_ms,
+            throttle_ratio=args.throttle_ratio,
+            error_5xx_ratio=args.error_5xx_ratio,
+            outage=args.outage,
+            access_denied=args.access_denied,
+            reject_event_types=tuple(args.reject_event_type),
+        )
+    except FaultError as error:
+        print(f"emulator: {error}", file=sys.stderr)
+        return 2
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        events_file=args.events_file,
+        faults=faults,
+        seed=args.seed,
+        accepted_at=args.accepted_at,
+    )
+    try:
+        serve_forever(
+            config, on_ready=lambda url: print(f"emulator listening on {url}", flush=True)
+        )
+    except OSError as error:
+        print(f"emulator: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m consumer.testing.emulator`: the same command without the main CLI."""
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.testing.emulator", description="Local Personalize Events endpoint"
+    )
+    add_emulator_arguments(parser)
+    return run_emulator_command(parser.parse_args(argv))

@@ -1,0 +1,45 @@
+"""`bench/run.py --smoke` end to end against the session's broker.
+
+Checks that every scenario runs and reports numbers of the right shape; never how fast anything
+was (that depends on the machine: `bench/README.md` has the measured numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CALL_SCENARIOS = {"dense", "naive", "sparse", "live"}
+
+
+def test_smoke_run_reports_every_scenario(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"]
+    command += ["--bootstrap", kafka_bootstrap, "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+
+    report = json.loads(out.read_text())
+    scenarios = report["scenarios"]
+    assert set(scenarios) == {"micro", *CALL_SCENARIOS}
+    assert scenarios["micro"]["events_per_s"] > 0
+    for name in sorted(CALL_SCENARIOS):
+        result = scenarios[name]
+        assert result["events"] > 0, name
+        assert result["events_per_s"] > 0, name
+        assert 1 <= result["events_per_call"] <= 10, (name, result["events_per_call"])
+        assert result["consumer_cpu_s_per_1k_events"] > 0, name
+        assert result["peak_rss_mb"] > 0, name
+        assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"], name
+    for name in ("dense", "sparse"):
+        assert scenarios[name]["events"] == scenarios[name]["records"], name
+    assert scenarios["sparse"]["events_per_call"] == 1
+    assert scenarios["naive"]["events_per_call"] == 1
+    assert {t["name"] for t in report["targets"]} >= {
+        "dense: events per consumer CPU-second",
+        "decode+map events/s per core",
+    }
+    assert "| dense " in done.stdout

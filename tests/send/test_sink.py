@@ -1,0 +1,106 @@
+"""The sink against the local endpoint over real HTTP: what each PutEvents error class does."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from consumer.errors import AwsRefused
+from consumer.ops.metrics import Metrics
+from consumer.records import MappedEvent, SessionKey, SourceRecord, Stage
+from consumer.send.batching import Call
+from consumer.send.client import make_client
+from consumer.send.flow import AdaptiveLimit
+from consumer.send.sink import PutEventsSink
+from consumer.testing.emulator import EmulatorConfig, EmulatorServer
+
+SESSION = SessionKey("tracker", "user", "session")
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(EmulatorConfig(seed=3))
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS", server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    yield server
+    server.stop()
+
+
+def sink() -> PutEventsSink:
+    return PutEventsSink(make_client("us-east-1"))
+
+
+def within(seconds: float) -> threading.Event:
+    """A cancel signal that fires after `seconds` (a revoke or shutdown, in the engine)."""
+    cancel = threading.Event()
+    timer = threading.Timer(seconds, cancel.set)
+    timer.daemon = True
+    timer.start()
+    return cancel
+
+
+def call(count: int, bad: set[int] | None = None) -> Call:
+    events = []
+    for n in range(count):
+        event: dict[str, Any] = {
+            "eventId": f"e{n}",
+            "eventType": "View",
+            "sentAt": datetime(2026, 11, 1, tzinfo=UTC),
+        }
+        if n in (bad or set()):
+            event["properties"] = '{"impression": "reserved key"}'
+        record = SourceRecord("t", 0, n, None, b"", [], None)
+        events.append(MappedEvent(record, SESSION, event))
+    return Call(SESSION, tuple(events))
+
+
+def test_one_invalid_event_among_ten_is_isolated_and_the_rest_sent(
+    emulator: EmulatorServer,
+) -> None:
+    result = sink().send(call(10, bad={6}), within(30))
+    assert [m.record.offset for m in result.accepted] == [0, 1, 2, 3, 4, 5, 7, 8, 9]
+    ((rejected, failure),) = result.rejected
+    assert rejected.record.offset == 6
+    assert failure.stage is Stage.PUT_EVENTS
+    assert failure.error_class == "InvalidInputException"
+    assert "properties" in failure.reason
+    assert emulator.stats()["accepted_events"] == 9
+
+
+def test_throttling_is_retried_until_accepted_and_lowers_the_limit(
+    emulator: EmulatorServer,
+) -> None:
+    emulator.set_faults(throttle_ratio=0.6, error_5xx_ratio=0.2)
+    limit, metrics = AdaptiveLimit(16), Metrics()
+    s = PutEventsSink(make_client("us-east-1"), limit=limit, metrics=metrics)
+    results = [s.send(call(10), threading.Event()) for _ in range(10)]
+    assert all(len(r.accepted) == 10 and not r.rejected and not r.unsent for r in results)
+    stats = emulator.stats()
+    assert stats["accepted_events"] == 100
+    assert stats["throttled"] > 0 and stats["errors_5xx"] > 0
+    calls = "personalize_consumer_put_events_calls_total"
+    assert metrics.value(calls, outcome="throttled") == stats["throttled"]
+    assert metrics.value(calls, outcome="accepted") == 10
+    assert limit.limit < 16
+
+
+def test_access_denied_is_fatal_and_names_the_fix(emulator: EmulatorServer) -> None:
+    emulator.set_faults(access_denied=True)
+    with pytest.raises(AwsRefused, match="AccessDeniedException"):
+        sink().send(call(3), within(30))
+
+
+def test_a_call_cancelled_during_an_outage_leaves_its_events_unsent(
+    emulator: EmulatorServer,
+) -> None:
+    emulator.set_faults(outage=True)
+    result = sink().send(call(4), within(0.5))
+    assert not result.accepted and not result.rejected
+    assert [m.record.offset for m in result.unsent] == [0, 1, 2, 3]
+    assert emulator.stats()["outage_refusals"] >= 2

@@ -1,0 +1,64 @@
+"""librdkafka configuration: at-least-once knobs that users can't turn off, security as set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from confluent_kafka import KafkaError
+
+from consumer.config import load_settings
+from consumer.kafkaclient import KafkaErrorWatch, common_config, consumer_config
+
+BASE = {
+    "KAFKA_BOOTSTRAP_SERVERS": "b:9092",
+    "SOURCE_TOPICS": "t",
+    "DEAD_LETTER_TOPIC": "d",
+    "PERSONALIZE_TRACKING_ID": "x",
+    "AWS_REGION": "eu-west-1",
+}
+
+
+def test_offsets_are_only_committed_by_the_pipeline_even_if_overridden() -> None:
+    config = consumer_config(load_settings(BASE | {"KAFKA_ENABLE_AUTO_COMMIT": "true"}))
+    assert config["enable.auto.commit"] is False
+    assert config["enable.auto.offset.store"] is False
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+
+
+def test_scram_over_tls(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = common_config(
+        load_settings(
+            BASE
+            | {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                "KAFKA_SASL_USERNAME": "svc",
+                "KAFKA_SASL_PASSWORD": "secret",
+                "KAFKA_SSL_CA_LOCATION": str(ca),
+            }
+        )
+    )
+    assert config["security.protocol"] == "sasl_ssl"
+    assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert (config["sasl.username"], config["sasl.password"]) == ("svc", "secret")
+    assert config["ssl.ca.location"] == str(ca)
+
+
+def test_msk_iam_uses_oauthbearer_with_a_token_callback() -> None:
+    config = common_config(
+        load_settings(BASE | {"KAFKA_MSK_IAM": "1", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    )
+    assert config["sasl.mechanism"] == "OAUTHBEARER"
+    assert callable(config["oauth_cb"])
+
+
+def test_authentication_failures_are_kept_as_fatal_and_outages_are_not() -> None:
+    watch = KafkaErrorWatch()
+    watch(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    watch(KafkaError(KafkaError._TRANSPORT))
+    assert watch.fatal is None  # librdkafka reconnects by itself
+    watch(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error"))
+    assert watch.fatal is not None
+    assert "authentication" in str(watch.fatal).lower()
