@@ -16,7 +16,12 @@ from consumer.config import Settings
 from consumer.deadletter import DeadLetterProducer, DeadLetterSink, LeaveInPlace, original
 from consumer.decode import load_schema_file, make_decoder
 from consumer.errors import ConfigError
-from consumer.kafkaclient import KafkaErrorWatch, common_config, consumer_config
+from consumer.kafkaclient import (
+    KafkaErrorWatch,
+    common_config,
+    consumer_config,
+    wait_for_cluster,
+)
 from consumer.mapping import load_mapping
 from consumer.ops.health import Health, serve
 from consumer.ops.metrics import Metrics
@@ -84,12 +89,14 @@ def build_pipeline(
             )
     except KafkaException as exc:  # librdkafka rejects a property before connecting
         raise ConfigError(f"Kafka configuration (KAFKA_*): {exc.args[0].str()}") from None
-    if isinstance(dead_letter, DeadLetterProducer):
-        try:
+    try:
+        startup = settings.kafka_startup_timeout_s
+        wait_for_cluster(consumer, errors, settings.kafka_bootstrap_servers, startup)
+        if isinstance(dead_letter, DeadLetterProducer):
             dead_letter.check_topic(errors)
-        except BaseException:
-            consumer.close()
-            raise
+    except BaseException:
+        consumer.close()
+        raise
     topics = (settings.dead_letter_topic,) if replay else settings.source_topics
     source = KafkaSource(
         consumer, topics, settings.consume_batch_size, settings.max_buffered_records, errors

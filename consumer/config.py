@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     #: Optional reader schema: records of older/newer writer schemas are read into this shape.
     avro_reader_schema_file: Path | None = None
     kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: How long start-up waits for the cluster to answer before it gives up (exit 3).
+    kafka_startup_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     #: boto3 reads only AWS_DEFAULT_REGION; AWS_REGION is what most tooling sets, so take either.
     aws_region: str = Field(min_length=1)
     aws_endpoint_url_personalize_events: str | None = None

@@ -46,5 +46,9 @@ class KafkaRefused(FatalError):
     """Kafka refuses this client (authentication, authorization, TLS) or reported a fatal error."""
 
 
+class KafkaUnreachable(FatalError):
+    """No broker answered at start-up within KAFKA_STARTUP_TIMEOUT_S."""
+
+
 class RegistryAccessDenied(FatalError):
     """The Schema Registry refuses our credentials: SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO."""

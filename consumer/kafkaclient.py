@@ -7,13 +7,14 @@ same cluster the same way (SASL/SCRAM, TLS, or Amazon MSK IAM).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from consumer.config import Settings
-from consumer.errors import KafkaRefused
+from consumer.errors import KafkaRefused, KafkaUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +32,79 @@ FATAL_KAFKA_ERRORS = frozenset(
 
 
 def is_fatal(error: KafkaError) -> bool:
-    return bool(error.fatal()) or error.code() in FATAL_KAFKA_ERRORS
+    return bool(error.fatal()) or error.code() in FATAL_KAFKA_ERRORS or _tls_refused(error)
+
+
+def _tls_refused(error: KafkaError) -> bool:
+    """The broker rejected our certificate (a TLS alert): librdkafka calls that a transport
+    error and reconnects forever, but a certificate is only fixed by an operator."""
+    text = error.str().lower()
+    return error.code() == KafkaError._TRANSPORT and "alert" in text and "certificate" in text
 
 
 class KafkaErrorWatch:
-    """librdkafka's client-level errors (its `error_cb`): logged, and the first fatal one kept.
+    """librdkafka's client-level errors (its `error_cb`): the first fatal one kept, the rest
+    logged, each kind once and then as a count every `summary_every_s` (a broker that is down
+    makes librdkafka report every reconnect).
 
     Broker outages (`_TRANSPORT`, `_ALL_BROKERS_DOWN`) are only logged: librdkafka reconnects.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, summary_every_s: float = 60.0) -> None:
         self.fatal: KafkaRefused | None = None
         self.last: KafkaError | None = None
+        self._summary_every_s = summary_every_s
+        self._repeats: dict[str, int] = {}  # error name -> repeats since last logged
+        self._summarised = time.monotonic()
 
     def __call__(self, error: KafkaError) -> None:
         if error.code() != KafkaError._ALL_BROKERS_DOWN:  # a consequence; keep the cause
             self.last = error
         if is_fatal(error):
-            log.error("Kafka refused us", extra={"error": str(error)})
+            log.error("Kafka refused us", extra={"error": error.str()})
             self.fatal = self.fatal or KafkaRefused(f"Kafka refused us: {error.str()}")
+            return
+        name = error.name()
+        if name not in self._repeats:
+            self._repeats[name] = 0
+            log.warning(
+                "Kafka client error (repeats are counted, not logged)",
+                extra={"error": error.str()},
+            )
         else:
-            log.warning("Kafka client error", extra={"error": str(error)})
+            self._repeats[name] += 1
+        now = time.monotonic()
+        if now - self._summarised >= self._summary_every_s:
+            self._summarised = now
+            counts = {k: n for k, n in self._repeats.items() if n}
+            if counts:
+                log.warning("Kafka client errors repeated", extra={"repeats": counts})
+            self._repeats = dict.fromkeys(self._repeats, 0)
+
+
+def wait_for_cluster(
+    client: Consumer, errors: KafkaErrorWatch, bootstrap: str, timeout_s: float
+) -> None:
+    """Block until the cluster answers a metadata request (start-up).
+
+    `KafkaRefused` as soon as Kafka refuses us (credentials, certificates); `KafkaUnreachable`,
+    naming the bootstrap servers and the last error, if it has not answered within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            client.poll(0)  # serves error_cb, so a refusal is known at once
+            if errors.fatal is not None:
+                raise errors.fatal from None
+            if time.monotonic() >= deadline:
+                cause = errors.last.str() if errors.last is not None else exc.args[0].str()
+                raise KafkaUnreachable(
+                    f"cannot reach Kafka at {bootstrap} within {timeout_s:g} s "
+                    f"(KAFKA_STARTUP_TIMEOUT_S): {cause}"
+                ) from None
 
 
 def common_config(

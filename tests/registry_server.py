@@ -122,6 +122,11 @@ class RegistryServer:
 
     # -- observing and breaking -----------------------------------------------------------------
 
+    def set_credentials(self, credentials: tuple[str, str] | None) -> None:
+        """Require these credentials from now on (None: none), as after a password rotation."""
+        with self._state.lock:
+            self._state.credentials = credentials
+
     @property
     def requests(self) -> list[Request]:
         with self._state.lock:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from confluent_kafka import KafkaError
 
 from consumer.config import load_settings
@@ -62,3 +64,26 @@ def test_authentication_failures_are_kept_as_fatal_and_outages_are_not() -> None
     watch(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error"))
     assert watch.fatal is not None
     assert "authentication" in str(watch.fatal).lower()
+
+
+def test_a_certificate_the_broker_rejects_is_fatal_though_librdkafka_calls_it_transport() -> None:
+    watch = KafkaErrorWatch()
+    watch(KafkaError(KafkaError._TRANSPORT, "ssl://b:9093/bootstrap: Receive failed: reset"))
+    assert watch.fatal is None
+    alert = "Receive failed: SSL routines::ssl/tls alert bad certificate: SSL alert number 42"
+    watch(KafkaError(KafkaError._TRANSPORT, f"ssl://b:9093/bootstrap: {alert}"))
+    assert watch.fatal is not None and "bad certificate" in str(watch.fatal)
+
+
+def test_repeated_client_errors_are_logged_once_then_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    watch = KafkaErrorWatch(summary_every_s=0.0)  # every later error is past the interval
+    with caplog.at_level(logging.WARNING, logger="consumer.kafkaclient"):
+        watch(KafkaError(KafkaError._TRANSPORT, "b:9092/bootstrap: Connect failed"))
+        for _ in range(50):
+            watch(KafkaError(KafkaError._TRANSPORT, "b:9092/bootstrap: Connect failed"))
+    first, *summaries = [r for r in caplog.records if r.name == "consumer.kafkaclient"]
+    assert "repeats are counted" in first.getMessage()
+    assert all(r.getMessage() == "Kafka client errors repeated" for r in summaries)
+    assert sum(r.repeats["_TRANSPORT"] for r in summaries) == 50  # type: ignore[attr-defined]

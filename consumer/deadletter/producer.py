@@ -87,8 +87,10 @@ class DeadLetterProducer:
                 break
             except KafkaException as exc:
                 self._producer.poll(0)
-                if errors.fatal is not None or time.monotonic() >= deadline:
-                    cause = errors.fatal or errors.last or exc
+                if errors.fatal is not None:
+                    raise errors.fatal from None  # Kafka refuses this client: say that, not more
+                if time.monotonic() >= deadline:
+                    cause = errors.last or exc
                     raise DeadLetterRefused(f"cannot check DEAD_LETTER_TOPIC: {cause}") from None
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None:

@@ -8,11 +8,40 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+_NUMBERS = re.compile(r"\d+")
+
+
+class RepeatFilter(logging.Filter):
+    """Passes the first line of a kind, then at most one per `every_s` with the count of those
+    held back (`repeated`). librdkafka logs every failed reconnect to a broker that is down:
+    hundreds of lines a minute that say one thing. Lines differing only in numbers (ports, ms,
+    counts) are of one kind."""
+
+    def __init__(self, every_s: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self._every_s, self._clock = every_s, clock
+        self._seen: dict[tuple[int, str], tuple[float, int]] = {}  # kind -> (passed at, held)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.levelno, _NUMBERS.sub("#", record.getMessage()))
+        now = self._clock()
+        passed, held = self._seen.get(kind, (None, 0))
+        if passed is not None and now - passed < self._every_s:
+            self._seen[kind] = (passed, held + 1)
+            return False
+        if len(self._seen) > 1000:  # bounded, whatever librdkafka says
+            self._seen.clear()
+        self._seen[kind] = (now, 0)
+        if held:
+            record.repeated = held
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,3 +66,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("botocore", "urllib3", "boto3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    librdkafka = logging.getLogger("librdkafka")
+    librdkafka.filters[:] = [RepeatFilter()]

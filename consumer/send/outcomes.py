@@ -87,7 +87,10 @@ def fatal_message(exc: BaseException) -> str:
         "UnrecognizedClientException": "the AWS credentials are not valid",
         "InvalidSignatureException": "the AWS secret key or clock is wrong",
         "ExpiredTokenException": "the AWS session token expired",
-        "ResourceNotFoundException": "PERSONALIZE_TRACKING_ID or AWS_REGION is wrong",
+        "ResourceNotFoundException": (
+            "no such event tracker: PERSONALIZE_TRACKING_ID (or the mapping file's trackingId) "
+            "or AWS_REGION is wrong"
+        ),
         "NoCredentialsError": "no AWS credentials found in the default chain",
     }
     hint = hints.get(code, "see the AWS error")

@@ -168,7 +168,7 @@ class KafkaSource:
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
+        except (KafkaException, RuntimeError) as exc:  # RuntimeError: the consumer is closed
             raise TransientError(str(exc)) from None
 
     def caught_up(self) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from consumer.testing.emulator import EmulatorConfig, EmulatorServer
+from tests.integration.processes import Consumers
 
 _HERE = Path(__file__).parent
 
@@ -38,3 +39,11 @@ def emulator(events_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emu
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def consumers(tmp_path: Path) -> Iterator[Consumers]:
+    """`consumer run` processes for this test, killed if still running at the end."""
+    started = Consumers(tmp_path)
+    yield started
+    started.close()

@@ -10,10 +10,8 @@ from __future__ import annotations
 import random
 import signal
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from consumer.deadletter.headers import (
     H_ERROR_CLASS,
@@ -26,9 +24,8 @@ from consumer.deadletter.headers import (
 from consumer.testing.emulator import EmulatorServer
 from consumer.testing.samples import interactions
 from tests.conftest import KafkaBroker
+from tests.integration.processes import Consumers, Deployment
 from tests.integration.support import (
-    Consumers,
-    Deployment,
     accepted_at_least,
     arrival_order,
     arrived,
@@ -43,13 +40,6 @@ from tests.integration.support import (
 EXIT_MARGIN_S = 15
 #: SHUTDOWN_TIMEOUT_S (default 30) plus the margin: a consumer with default settings must be gone.
 STOPS_WITHIN_S = 30 + EXIT_MARGIN_S
-
-
-@pytest.fixture
-def consumers(tmp_path: Path) -> Iterator[Consumers]:
-    started = Consumers(tmp_path)
-    yield started
-    started.close()
 
 
 def test_backlog_arrives_complete_in_session_order_and_in_full_calls(
@@ -234,31 +224,6 @@ def test_an_event_the_service_rejects_is_dead_lettered_alone_and_its_call_mates_
     assert poison.value["userId"].encode() not in reason
     assert poison.value["itemId"].encode() not in reason
     assert app.caught_up()
-
-
-def test_access_denied_exits_3_without_committing_anything_unsent(
-    kafka_bootstrap: str,
-    new_topic: Callable[..., str],
-    emulator: EmulatorServer,
-    events_file: Path,
-    consumers: Consumers,
-) -> None:
-    topic, dead_letter = new_topic(partitions=4), new_topic()
-    stream = write_sessions(kafka_bootstrap, topic, 4, 10_000, sessions=100)
-    app = Deployment(kafka_bootstrap, topic, 4, dead_letter, emulator.url)
-
-    consumer = consumers.start(app.env(max_calls_per_second=50, commit_interval_ms=100))
-    consumer.wait_until(accepted_at_least(emulator, 2_000), 120, "some events accepted")
-    emulator.set_faults(access_denied=True)
-
-    assert consumer.exit_code(STOPS_WITHIN_S) == 3
-    assert "AccessDenied" in consumer.stderr()
-    arrived_ids = {e["eventId"] for e in arrived(emulator, events_file)}
-    assert len(arrived_ids) < len(stream.records)
-    positions = app.committed()
-    assert sum(max(o, 0) for o in positions.values()) > 0, "what was sent was not committed"
-    assert stream.ids_below(positions) - arrived_ids == set()
-    assert app.dead_letters() == []
 
 
 def test_sigterm_drains_in_flight_calls_exits_0_and_a_restart_delivers_the_rest(

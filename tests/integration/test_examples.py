@@ -21,13 +21,8 @@ from consumer import SCHEMAS_DIR
 from consumer.deadletter.headers import H_ERROR_CLASS, H_OFFSET, H_REASON, H_STAGE
 from consumer.testing.emulator import EmulatorServer
 from consumer.testing.samples import InteractionEncoder, produce
-from tests.integration.support import (
-    Consumers,
-    Deployment,
-    arrived,
-    committed,
-    end_offsets,
-)
+from tests.integration.processes import Consumers, Deployment
+from tests.integration.support import arrived, committed, end_offsets
 
 EXAMPLES = SCHEMAS_DIR / "examples"
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,18 +29,11 @@ from consumer.kafkaclient import common_config, consumer_config
 from consumer.testing.emulator import EmulatorServer
 from consumer.testing.localkafka import MODES, Mode, SecureListeners
 from consumer.testing.samples import InteractionEncoder, interactions
-from tests.integration.support import Clickstream, Consumers, Deployment, arrived, wait_for
+from tests.integration.processes import Consumers, Deployment
+from tests.integration.support import Clickstream, arrived, wait_for
 
 BAD_RECORD = b"\x02\xff\xfe not avro at all"  # dead-lettered at decode
 PARTITIONS = 2
-
-
-@pytest.fixture
-def consumers(tmp_path: Path) -> Iterator[Consumers]:
-    """`consumer run` processes for this test, killed if still running at the end."""
-    started = Consumers(tmp_path)
-    yield started
-    started.close()
 
 
 @pytest.fixture
@@ -186,16 +179,22 @@ def test_wrong_credentials_stop_the_consumer_naming_the_problem(
     named: str,
     kafka_security: SecureListeners,
     deployment: Deployment,
+    emulator: EmulatorServer,
+    events_file: Path,
     consumers: Consumers,
 ) -> None:
     """A wrong password, a missing client certificate or a broker certificate the system CAs
-    don't trust is an operator's fix: exit 3 soon, saying what failed, instead of retrying
-    forever (librdkafka treats all of them as transient and keeps reconnecting)."""
+    don't trust is an operator's fix: exit 3 soon, with one last line saying what failed and no
+    traceback, instead of retrying forever (librdkafka treats all of them as transient and keeps
+    reconnecting). Nothing is committed; with the fix, a restart delivers everything."""
     security = kafka_security.env(mode)
+    settings = settings_for(deployment, security)
     create_topics(
-        common_config(settings_for(deployment, security)),
-        {deployment.topic: PARTITIONS, deployment.dead_letter: 1},
+        common_config(settings), {deployment.topic: PARTITIONS, deployment.dead_letter: 1}
     )
+    values = list(interactions(40, sessions=10))
+    encoder = InteractionEncoder()
+    produce(common_config(settings), deployment.topic, [encoder.encode(v) for v in values], 2)
     merged: dict[str, str | None] = {**security, **change}
     wrong = {k: v for k, v in merged.items() if v is not None}
     process = consumers.start(process_env(deployment, wrong), until_caught_up=True)
@@ -204,7 +203,15 @@ def test_wrong_credentials_stop_the_consumer_naming_the_problem(
 
     stderr = process.stderr()
     assert code == 3, f"exit code {code}; stderr: {stderr[-2000:]}"
-    assert named in stderr.lower(), f"stderr does not name {named!r}: {stderr[-2000:]}"
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("personalize-consumer: stopped: Kafka refused us"), last
+    assert named in last.lower(), f"the last line does not name {named!r}: {last}"
+    assert "Traceback" not in stderr + process.stdout()
+    assert all(offset < 0 for offset in committed_and_end(settings)[0].values())
+
+    consumers.run_until_caught_up(process_env(deployment, security), within_s=120)
+    sent = {event["eventId"] for event in arrived(emulator, events_file)}
+    assert sent == Clickstream(deployment.topic, PARTITIONS, values).expected_ids()
 
 
 def test_msk_iam_token_is_signed_locally_from_the_default_credential_chain(

@@ -15,7 +15,7 @@ from consumer import DEFAULT_MAPPING_FILE, DEFAULT_SCHEMA_FILE, SCHEMAS_DIR
 from consumer.decode import load_schema_file
 from consumer.mapping import Mapper, MappingError, load_mapping, load_plan
 from consumer.mapping.plan import camel_case
-from tests.mapping.test_mapper import CLICK
+from tests.mapping.mapper_support import CLICK
 
 ENV = {"PERSONALIZE_TRACKING_ID": "tracker-1"}
 MINIMAL: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 boto3 reaches it through `AWS_ENDPOINT_URL_PERSONALIZE_EVENTS` or `endpoint_url=`. It checks
 SigV4 is present (not its value: any dummy credentials work), validates PutEvents bodies with
-`consumer.validation`, and appends accepted events to a JSON-lines file (with `accepted_at`,
+`consumer.mapping.validation`, and appends accepted events to a JSON-lines file (with `accepted_at`,
 each line also says when the answer left). Other operations get 404 `UnknownOperationException`.
 
 Faults, for PutEvents only, drawn per call in this order:
@@ -17,6 +17,10 @@ Faults, for PutEvents only, drawn per call in this order:
   gets 400 `InvalidInputException` naming `eventList[i].eventType` (never the value), and none of
   its events are accepted: bad input only the service can judge, as one bad event rejects a
   whole PutEvents call.
+- `access_keys`: when set, the only access key ids the account has; a call signed with another
+  gets 403 `UnrecognizedClientException` (checked with the signature, before anything else).
+- `tracking_ids`: when set, the only event trackers there are; a valid call for another gets
+  404 `ResourceNotFoundException`.
 
 Admin API, never faulted: `GET|POST /_emulator/faults` (partial JSON updates),
 `GET /_emulator/stats`, `POST /_emulator/stats/reset`, `POST /_emulator/flush`,

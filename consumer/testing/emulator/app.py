@@ -46,10 +46,11 @@ class Stats:
     accepted_events: int = 0
     rejected_calls: int = 0  # InvalidInputException: the body broke a PutEvents rule.
     serialization_errors: int = 0  # Body was not a JSON object.
-    auth_failures: int = 0
+    auth_failures: int = 0  # No signature, or one by an access key the account lacks.
     unknown_operations: int = 0
     outage_refusals: int = 0
     access_denied: int = 0
+    unknown_trackers: int = 0
     throttled: int = 0
     errors_5xx: int = 0
     delayed_calls: int = 0  # Calls answered after injected latency (any outcome).
@@ -129,6 +130,16 @@ def check_signature(headers: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _unknown_key(headers: Mapping[str, str], faults: Faults) -> tuple[str, str] | None:
+    """The `access_keys` fault: a signature by an access key id the account does not have."""
+    if not faults.access_keys:
+        return None
+    credential = headers.get("authorization", "").partition("Credential=")[2]
+    if credential.split("/", 1)[0] in faults.access_keys:
+        return None
+    return "UnrecognizedClientException", "The security token included in the request is invalid."
+
+
 def _rejected_event_types(events: list[dict[str, Any]], rejected: tuple[str, ...]) -> list[str]:
     """The `reject_event_types` fault: one message per matching event, naming its position only
     (the value is never echoed back, like the service's own messages about sensitive fields)."""
@@ -175,7 +186,7 @@ class EmulatorApp:
             stats.outage_refusals += 1
             return Reply(None)
         delay_s = faults.latency_ms / 1000.0 if faults.latency_ms > 0 else 0.0
-        response = self._put_events(request, injected, faults.reject_event_types, delay_s)
+        response = self._put_events(request, injected, faults, delay_s)
         if delay_s <= 0:
             return Reply(response)
         stats.delayed_calls += 1
@@ -183,11 +194,7 @@ class EmulatorApp:
         return Reply(response, delay_s)
 
     def _put_events(
-        self,
-        request: Request,
-        injected: Injected | None,
-        reject_types: tuple[str, ...],
-        delay_s: float,
+        self, request: Request, injected: Injected | None, faults: Faults, delay_s: float
     ) -> Response:
         """Check and answer one PutEvents call; accepted events go to the events file.
 
@@ -195,7 +202,7 @@ class EmulatorApp:
         (the moment `HttpProtocol` is scheduled to write it), as a client sees the call end.
         """
         stats = self.stats
-        auth_error = check_signature(request.headers)
+        auth_error = check_signature(request.headers) or _unknown_key(request.headers, faults)
         if auth_error is not None:
             stats.auth_failures += 1
             return error_response(403, *auth_error)
@@ -218,8 +225,11 @@ class EmulatorApp:
                 400, "SerializationException", "Request body is not a JSON object"
             )
         problems = [v.message for v in validate_put_events(body)]
-        if not problems and reject_types:
-            problems = _rejected_event_types(body["eventList"], reject_types)
+        if not problems and faults.tracking_ids and body["trackingId"] not in faults.tracking_ids:
+            stats.unknown_trackers += 1
+            return error_response(404, "ResourceNotFoundException", "Event tracker not found")
+        if not problems and faults.reject_event_types:
+            problems = _rejected_event_types(body["eventList"], faults.reject_event_types)
         if problems:
             stats.rejected_calls += 1
             count = len(problems)

@@ -28,6 +28,10 @@ class Faults:
     `reject_event_types`: a call that passes validation but holds an event of one of these
     types is rejected whole with `InvalidInputException`, as the service rejects bad input it
     alone can judge. Given as any list of strings; kept as a tuple, so the value stays immutable.
+
+    `access_keys` and `tracking_ids`, when not empty, are all the account has: a call signed with
+    another access key id gets `UnrecognizedClientException` (revoked or wrong credentials), one
+    for another tracker `ResourceNotFoundException` (a deleted or mistyped tracker).
     """
 
     latency_ms: float = 0.0
@@ -36,6 +40,8 @@ class Faults:
     outage: bool = False
     access_denied: bool = False
     reject_event_types: tuple[str, ...] = ()
+    access_keys: tuple[str, ...] = ()
+    tracking_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "throttle_ratio", "error_5xx_ratio"):
@@ -52,10 +58,13 @@ class Faults:
         for name in ("outage", "access_denied"):
             if not isinstance(getattr(self, name), bool):
                 raise FaultError(f"{name} must be true or false")
-        types: object = self.reject_event_types
-        if not isinstance(types, list | tuple) or not all(isinstance(t, str) and t for t in types):
-            raise FaultError("reject_event_types must be a list of non-empty strings")
-        object.__setattr__(self, "reject_event_types", tuple(types))
+        for name in ("reject_event_types", "access_keys", "tracking_ids"):
+            items: object = getattr(self, name)
+            if not isinstance(items, list | tuple) or not all(
+                isinstance(t, str) and t for t in items
+            ):
+                raise FaultError(f"{name} must be a list of non-empty strings")
+            object.__setattr__(self, name, tuple(items))
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with `changes` applied; partial updates keep the other settings."""
@@ -67,7 +76,8 @@ class Faults:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: lists, not tuples, so it compares equal to what the admin API returns."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["reject_event_types"] = list(self.reject_event_types)
+        for name in ("reject_event_types", "access_keys", "tracking_ids"):
+            values[name] = list(values[name])
         return values
 
 
