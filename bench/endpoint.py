@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import subprocess
 import sys
 import threading
@@ -19,11 +20,18 @@ from threadcpu import ThreadCpu
 
 
 class StatsClient:
-    """Keep-alive GETs of the emulator's counters."""
+    """Keep-alive GETs of the emulator's counters (over HTTPS too, trusting `ca_file`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ca_file: Path | None = None) -> None:
         parts = urlsplit(url)
-        self._connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        host, port = parts.hostname or "", parts.port
+        if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=ca_file)
+            self._connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=10, context=context
+            )
+        else:
+            self._connection = http.client.HTTPConnection(host, port, timeout=10)
 
     def get(self) -> dict[str, int]:
         self._connection.request("GET", "/_emulator/stats")
@@ -40,30 +48,58 @@ class StatsClient:
 
 class Endpoint:
     """`python -m consumer emulator` in its own process, appending accepted events to a file,
-    each line with its `acceptedAt` (when the answer left, after the injected latency)."""
+    each line with its `acceptedAt` (when the answer left, after the injected latency).
 
-    def __init__(self, latency_ms: float, events_file: Path | None, log_path: Path) -> None:
+    With `tls_dir`, it serves HTTPS (`--tls --tls-dir`), as AWS does: the certificates are made
+    there by the first endpoint and reused by the next ones, and `ca_file` is the CA it printed
+    on its second line, for `AWS_CA_BUNDLE`."""
+
+    def __init__(
+        self,
+        latency_ms: float,
+        events_file: Path | None,
+        log_path: Path,
+        tls_dir: Path | None = None,
+    ) -> None:
         command = [sys.executable, "-m", "consumer", "emulator", "--port", "0"]
         command += ["--latency-ms", f"{latency_ms:g}"]
         if events_file is not None:
             command += ["--events-file", str(events_file), "--accepted-at"]
+        if tls_dir is not None:
+            command += ["--tls", "--tls-dir", str(tls_dir)]
         with log_path.open("w") as err:
             self.process = subprocess.Popen(
                 command, cwd=log_path.parent, stdout=subprocess.PIPE, stderr=err, text=True
             )
+        self.url = self._line("emulator listening on ", log_path)
+        self.ca_file: Path | None = None
+        if tls_dir is not None:
+            self.ca_file = Path(self._line("emulator CA bundle: ", log_path))
+
+    def _line(self, prefix: str, log_path: Path) -> str:
+        """The last word of the next stdout line, which must start with `prefix`."""
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
-        if not line.startswith("emulator listening on "):
+        if not line.startswith(prefix):
             self.process.kill()
-            raise BenchError(f"emulator did not start: {line!r}")
-        self.url = line.rsplit(" ", 1)[1]
+            self.process.wait()
+            why = log_path.read_text(errors="replace")[-2000:]
+            raise BenchError(f"emulator did not start: {line!r}\n{why}")
+        return line.rsplit(" ", 1)[1]
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_file is not None
+
+    def stats_client(self) -> StatsClient:
+        return StatsClient(self.url, self.ca_file)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def stats(self) -> dict[str, int]:
-        client = StatsClient(self.url)
+        client = self.stats_client()
         try:
             return client.get()
         finally:
@@ -151,7 +187,7 @@ class Monitor:
         )
 
     def _run(self) -> None:
-        client = StatsClient(self._endpoint.url)
+        client = self._endpoint.stats_client()
         previous: Sample | None = None
         next_rss = next_threads = 0.0
         try:

@@ -2,16 +2,18 @@
 
 Starts a real Kafka broker (`consumer.testing.localkafka`, unless `--bootstrap` names one) and, per
 scenario, the local PutEvents endpoint as its own process (`python -m consumer emulator
---latency-ms 20`), writes the scenario's records, runs the consumer as its own process
-(`python -m consumer run --until-caught-up`) and measures it from outside:
+--latency-ms 20 --tls`: HTTPS as in production, the consumer trusting its CA through
+`AWS_CA_BUNDLE`; plain HTTP only for `dense-http`), writes the scenario's records, runs the
+consumer as its own process (`python -m consumer run --until-caught-up`) and measures it from
+outside:
 
 - throughput and call sizes from the endpoint's counters, polled every 20 ms (`/_emulator/stats`);
 - CPU and peak RSS of the consumer process from `wait4` (its rusage), CPU of the endpoint and the
   broker from /proc over the same window; the consumer's CPU per kind of thread (poll loop,
-  librdkafka, senders and the rest) from /proc/<pid>/task about once a second;
+  librdkafka, the AWS CRT's event loops, and the rest) from /proc/<pid>/task about once a second;
 - latency from produce to acknowledged call: each record's Kafka CreateTime, matched by its derived
   eventId to its line in the endpoint's events file, whose `acceptedAt` says when the answer left
-  (after the injected latency).
+  (after the injected latency); for `hot`, when the last record of the other sessions was.
 
 Prints a table and the targets, and writes everything to `bench/results/latest.json` (`--out`).
 """
@@ -37,7 +39,7 @@ from scenarios import Bench
 from workload import Traffic
 
 DEFAULT_OUT = HERE / "results" / "latest.json"
-SCENARIOS = ("micro", "dense", "naive", "sparse", "live")
+SCENARIOS = ("micro", "dense", "dense-http", "naive", "sparse", "live", "hot", "hot-baseline")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -59,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--naive-seconds", type=float, default=60.0, help="naive: time bound")
     parser.add_argument("--live-rate", type=float, default=2_000.0, help="live: records/s")
     parser.add_argument("--live-seconds", type=float, default=20.0, help="live: how long")
+    parser.add_argument(
+        "--hot-records", type=int, default=100_000, help="hot: backlog size (20%% one session)"
+    )
+    parser.add_argument("--hot-sessions", type=int, default=1_000, help="hot: sessions in all")
     parser.add_argument("--micro-records", type=int, default=30_000)
     parser.add_argument("--partitions", type=int, default=4, help="partitions per source topic")
     parser.add_argument(
@@ -109,9 +115,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.soak and "soak" not in names:
         names.append("soak")
+    if "hot" in names and "hot-baseline" not in names:  # the hot target is their ratio
+        names.insert(names.index("hot") + 1, "hot-baseline")
     args.scenario_list = names
     if args.smoke:
         args.records, args.sparse_records, args.micro_records = 2_000, 300, 2_000
+        args.hot_records = 2_000
         args.naive_records, args.naive_seconds = 200, 30.0
         args.live_rate, args.live_seconds = 250.0, 2.0
         args.soak_records, args.soak_interval = 5_000, 1.0
@@ -136,6 +145,9 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
     if name == "dense":
         description = f"{bench.traffic().name}, backlog"
         return bench.backlog("dense", bench.dense_topic(), description)
+    if name == "dense-http":
+        description = f"{bench.traffic().name}, the dense topic again"
+        return bench.backlog("dense-http", bench.dense_topic(), description, tls=False)
     if name == "naive":
         return bench.naive()
     if name == "sparse":
@@ -145,6 +157,8 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
         return bench.live()
     if name == "soak":
         return bench.soak()
+    if name in ("hot", "hot-baseline"):
+        return bench.hot(baseline=name == "hot-baseline")
     raise BenchError(f"unknown scenario {name}")
 
 
@@ -189,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep_logs is not None:
                 args.keep_logs.mkdir(parents=True, exist_ok=True)
                 for path in Path(tmp).iterdir():
-                    shutil.copy(path, args.keep_logs / path.name)
+                    if path.is_file():  # not the endpoint's TLS directory (its CA is throwaway)
+                        shutil.copy(path, args.keep_logs / path.name)
             bench.cleanup()
             if kafka is not None:
                 kafka.stop()

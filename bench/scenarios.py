@@ -1,5 +1,9 @@
 """The scenarios: `Bench` writes each one's topic, runs a consumer process against a fresh
-endpoint, and turns what the endpoint and the process showed into one result dict."""
+endpoint, and turns what the endpoint and the process showed into one result dict.
+
+The endpoint serves HTTPS, as AWS does (TLS costs the consumer CPU per call, so a plain-HTTP
+figure would flatter it); `dense-http` is the one scenario over plain HTTP, to show that cost.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hot as hot_measure
 import hotspots
 import workload
 from common import HERE, BenchError, log
@@ -63,15 +68,18 @@ class Bench:
         return name, dead_letter
 
     def write_topic(self, stem: str, traffic: Traffic, records: int, track: bool = True) -> Topic:
+        """A topic with the records `encoded_records(traffic, records)` makes (`traffic.written`
+        of them: fewer when it leaves the hot session out)."""
         name, dead_letter = self.make_topic(stem)
-        log(f"{stem}: writing {records:,} records ({traffic.name}) to {name}")
+        written = traffic.written(records)
+        log(f"{stem}: writing {written:,} records ({traffic.name}) to {name}")
         started = time.monotonic()
         produced = workload.produce_all(
             self.bootstrap, name, workload.encoded_records(traffic, records), track
         )
         took = time.monotonic() - started
-        log(f"{stem}: written in {took:.1f} s ({records / took:,.0f} records/s)")
-        return Topic(name, dead_letter, records, produced, traffic)
+        log(f"{stem}: written in {took:.1f} s ({written / took:,.0f} records/s)")
+        return Topic(name, dead_letter, written, produced, traffic)
 
     def dense_topic(self) -> Topic:
         if self.dense is None:
@@ -80,6 +88,9 @@ class Bench:
 
     def traffic(self) -> Traffic:
         return Traffic(sessions=self.args.sessions, zipf_s=self.args.zipf_s)
+
+    def hot_traffic(self, without_hot: bool = False) -> Traffic:
+        return Traffic(sessions=self.args.hot_sessions, hot_share=0.2, without_hot=without_hot)
 
     def consumer_env(self, topic: Topic, group: str, endpoint: Endpoint) -> dict[str, str]:
         env = {
@@ -100,6 +111,8 @@ class Bench:
             METRICS_PORT="0",
             LOG_LEVEL="WARNING",
         )
+        if endpoint.ca_file is not None:  # boto3's own variable: the consumer must honour it
+            env["AWS_CA_BUNDLE"] = str(endpoint.ca_file)
         env.update(self.args.consumer_env)
         return env
 
@@ -114,14 +127,18 @@ class Bench:
         rss_every_s: float = 1.0,
         during: Callable[[], ProduceLog] | None = None,
         stop_when_all_accepted: bool = False,
+        tls: bool = True,
+        read_events: Callable[[Path], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Run a consumer process (`command(group)`) against a fresh endpoint; measure it."""
+        """Run a consumer process (`command(group)`) against a fresh endpoint (HTTPS unless not
+        `tls`); measure it. `read_events` turns the events file into more results."""
         tracked = during is not None or topic.produced.track
         events_file = self.tmp / f"{name}.events.jsonl"
         endpoint = Endpoint(
             self.args.latency_ms,
             events_file if tracked else None,
             self.tmp / f"{name}.endpoint.log",
+            tls_dir=self.tmp / "tls" if tls else None,
         )
         group = f"bench-{name}-{self.run_id}"
         produced_live: list[ProduceLog] = []
@@ -164,6 +181,9 @@ class Bench:
                 )
             result["repeated_event_ids"] = latencies.repeats
             result["latency_ms"] = latencies.summary()
+            if read_events is not None:
+                result.update(read_events(events_file))
+        result["tls"] = tls
         if self.args.keep_logs is None:
             events_file.unlink(missing_ok=True)
         if expected is not None and stats["accepted_events"] < expected:
@@ -182,10 +202,33 @@ class Bench:
 
     # -- scenarios --
 
-    def backlog(self, name: str, topic: Topic, description: str) -> dict[str, Any]:
-        log(f"{name}: consuming {topic.records:,} records")
-        result = self.measure(name, topic, self.product_command(), expected=topic.records)
-        result["description"] = description
+    def backlog(
+        self, name: str, topic: Topic, description: str, tls: bool = True
+    ) -> dict[str, Any]:
+        over = "HTTPS" if tls else "plain HTTP"
+        log(f"{name}: consuming {topic.records:,} records over {over}")
+        result = self.measure(name, topic, self.product_command(), topic.records, tls=tls)
+        result["description"] = f"{description}, over {over}"
+        return result
+
+    def hot(self, baseline: bool) -> dict[str, Any]:
+        """One session with 20% of the records (or, for the baseline, the same other records
+        without it): how long until every other session's records were accepted."""
+        name = "hot-baseline" if baseline else "hot"
+        traffic = self.hot_traffic(without_hot=baseline)
+        drawn = self.args.hot_records
+        topic = self.write_topic(name, traffic, drawn)
+        others = drawn - traffic.hot_records(drawn)
+
+        def read_events(events_file: Path) -> dict[str, Any]:
+            found = hot_measure.others_accepted(events_file, workload.HOT_SESSION_ID, others)
+            return {"hot": found | {"sessions": traffic.sessions, "share": traffic.hot_share}}
+
+        log(f"{name}: consuming {topic.records:,} records ({traffic.name})")
+        result = self.measure(
+            name, topic, self.product_command(), topic.records, read_events=read_events
+        )
+        result["description"] = f"{traffic.name}, backlog, over HTTPS"
         return result
 
     def naive(self) -> dict[str, Any]:
@@ -236,6 +279,7 @@ class Bench:
             f"{traffic.name}, produced at {self.args.live_rate:,.0f} records/s while the consumer "
             "runs (stopped by SIGTERM once all were accepted): latency without a backlog"
         )
+        result["offered_per_s"] = self.args.live_rate
         return result
 
     def soak(self) -> dict[str, Any]:

@@ -53,7 +53,8 @@ def summarize(
 
 def _thread_cpu(monitor: Monitor, exited: Exited, events: int, calls: int) -> dict[str, Any]:
     """The consumer's CPU per kind of thread, over its whole life, and per event (the poll loop)
-    or per accepted call (the other threads: mostly the PutEvents senders)."""
+    or per accepted call (the CRT's event loops, and the other threads: the PutEvents senders
+    when they are Python threads)."""
     kinds = monitor.threads.kinds() if monitor.threads is not None else None
     if kinds is None:
         return {}
@@ -63,6 +64,7 @@ def _thread_cpu(monitor: Monitor, exited: Exited, events: int, calls: int) -> di
         # before it ended) plus each thread's rounding down to clock ticks.
         "consumer_thread_cpu_unseen_s": round(exited.cpu_s - kinds.total, 2),
         "poll_loop_cpu_us_per_event": kinds.poll_loop * 1e6 / events if events else None,
+        "crt_cpu_us_per_call": kinds.crt * 1e6 / calls if calls else None,
         "other_threads_cpu_us_per_call": kinds.other * 1e6 / calls if calls else None,
     }
 

@@ -10,6 +10,11 @@ from pathlib import Path
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+#: The AWS Common Runtime's native threads (`comm` names): its event loops (`AwsEventLoop1`,
+#: `AwsEventLoop2`, ...), which carry the PutEvents calls once the consumer sends through the
+#: CRT, and its DNS resolver.
+CRT_THREAD_PREFIXES = ("AwsEventLoop", "AwsHostResolver")
+
 
 @dataclass(frozen=True)
 class ThreadReading:
@@ -46,21 +51,24 @@ def read_threads(pid: int) -> dict[int, ThreadReading]:
 @dataclass(frozen=True)
 class ThreadKinds:
     """CPU seconds per kind of thread: the main thread (it runs the poll loop), librdkafka's own
-    threads (named `rdk:...`) and the rest (PutEvents senders, the metrics/health server)."""
+    threads (named `rdk:...`), the AWS CRT's event-loop and resolver threads, and the rest
+    (Python PutEvents sender threads `put-events-N`, the metrics/health server)."""
 
     poll_loop: float
     librdkafka: float
+    crt: float
     other: float
     threads: int  # distinct tids seen over the run
 
     @property
     def total(self) -> float:
-        return self.poll_loop + self.librdkafka + self.other
+        return self.poll_loop + self.librdkafka + self.crt + self.other
 
     def as_dict(self) -> dict[str, float | int]:
         return {
             "poll_loop": round(self.poll_loop, 2),
             "librdkafka": round(self.librdkafka, 2),
+            "crt": round(self.crt, 2),
             "other": round(self.other, 2),
             "threads": self.threads,
         }
@@ -105,12 +113,14 @@ class ThreadCpu:
             latest = dict(self.latest)
         if not latest:
             return None
-        sums = {"poll_loop": 0.0, "librdkafka": 0.0, "other": 0.0}
+        sums = {"poll_loop": 0.0, "librdkafka": 0.0, "crt": 0.0, "other": 0.0}
         for tid, reading in latest.items():
             if tid == self.pid:
                 sums["poll_loop"] += reading.cpu_s
             elif reading.comm.startswith("rdk:"):
                 sums["librdkafka"] += reading.cpu_s
+            elif reading.comm.startswith(CRT_THREAD_PREFIXES):
+                sums["crt"] += reading.cpu_s
             else:
                 sums["other"] += reading.cpu_s
         return ThreadKinds(**sums, threads=len(latest))

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException
 from consumer.config import Settings
 from consumer.deadletter import DeadLetterProducer, DeadLetterSink, LeaveInPlace, original
 from consumer.decode import load_schema_file, make_decoder
-from consumer.errors import ConfigError
+from consumer.errors import ConfigError, FatalError
 from consumer.kafkaclient import (
     KafkaErrorWatch,
     common_config,
@@ -28,9 +28,8 @@ from consumer.ops.metrics import Metrics
 from consumer.ops.summary import RunSummary
 from consumer.pipeline import Pipeline, Tuning
 from consumer.send import Delivery
-from consumer.send.client import make_client
 from consumer.send.flow import AdaptiveLimit, RateLimiter
-from consumer.send.sink import PutEventsSink
+from consumer.send.wire import Boto3Config
 from consumer.source.kafka import KafkaSource
 from consumer.transform import Transform
 
@@ -61,6 +60,25 @@ def build_transform(settings: Settings, replay: bool = False) -> Transform:
     return Transform(decoder, mapper, original if replay else None)
 
 
+def build_sender(settings: Settings, metrics: Metrics) -> Delivery:
+    """PutEvents calls on the AWS Common Runtime, configured as boto3 would configure them."""
+    try:
+        from consumer.send.crt import CrtClient
+    except ImportError as exc:  # no silent fallback to a slower client: say what is missing
+        raise FatalError(
+            f"cannot send: the AWS Common Runtime is not importable ({exc}); install the awscrt "
+            "package (pip install awscrt), which personalize-consumer depends on"
+        ) from None
+    config = Boto3Config(settings.aws_region)
+    return Delivery(
+        client=CrtClient(config, max_connections=settings.max_in_flight_calls),
+        errors=config.error,
+        limit=AdaptiveLimit(settings.max_in_flight_calls),
+        rate=RateLimiter(settings.max_calls_per_second),
+        metrics=metrics,
+    )
+
+
 def replay_group(settings: Settings) -> str:
     """A replay's own consumer group, so its progress is separate and resumable."""
     return f"{settings.kafka_group_id}.replay"
@@ -74,9 +92,7 @@ def build_pipeline(
         settings = settings.model_copy(update={"kafka_group_id": replay_group(settings)})
     transform = build_transform(settings, replay)
     metrics = metrics or Metrics()
-    limit = AdaptiveLimit(settings.max_in_flight_calls)
-    client = make_client(settings.aws_region, max_connections=settings.max_in_flight_calls)
-    sink = PutEventsSink(client, limit, RateLimiter(settings.max_calls_per_second), metrics)
+    sender = build_sender(settings, metrics)
     errors = KafkaErrorWatch()
     dead_letter: DeadLetterSink = LeaveInPlace()
     try:
@@ -104,7 +120,7 @@ def build_pipeline(
     return Pipeline(
         source=source,
         transform=transform,
-        sender=Delivery(sink, limit),
+        sender=sender,
         dead_letter=dead_letter,
         tuning=Tuning(
             linger_s=settings.batch_linger_ms / 1000,

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from consumer.deadletter.producer import OnAcked
 from consumer.errors import FatalError
 from consumer.records import TP, Failure, MappedEvent, Rejected, SourceRecord, Stage
-from consumer.send import Call, Completion
-from consumer.send.sink import SendResult
+from consumer.send import Call, Completion, SendResult
 from consumer.source import RebalanceListener
 
 

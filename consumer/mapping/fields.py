@@ -8,9 +8,10 @@ the rule, never the value: the model marks ids and properties sensitive.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import methodcaller
 from typing import Any
 
@@ -29,7 +30,6 @@ class Unmappable(Exception):
 
 Getter = Callable[[Mapping[str, Any]], Any]
 Step = Callable[[Mapping[str, Any], dict[str, Any]], None]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: What a hostile value can make a conversion raise; anything else is a bug and propagates.
 CONVERSION_ERRORS = (LookupError, TypeError, ValueError, AttributeError, OverflowError)
 
@@ -105,31 +105,47 @@ def text(found: Any) -> Any:
     return str(found) if kind is int or kind is uuid.UUID else found  # validation names the rest
 
 
+#: The years 1 to 9999 in epoch seconds: what a time can be (datetime's range).
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+#: Units of numeric `sentAt` sources, as the divisor to epoch seconds.
+_PER_SECOND = {"seconds": 1, "millis": 1000, "micros": 1_000_000}
+
+
 def sent_at_getter(source: Source, unit: Unit) -> Getter:
+    """`sentAt` as epoch seconds, the number PutEvents takes.
+
+    A number rather than a datetime, so the request body encodes without a Python callback per
+    event; the value is the one botocore's serializer writes for the same time (to the µs).
+    """
     get = getter(source, None)
     where = source.describe()
-    per = {"seconds": "seconds", "millis": "milliseconds", "micros": "microseconds"}.get(unit)
+    per_second = _PER_SECOND.get(unit)
 
     def sent_at(value: Mapping[str, Any]) -> Any:
         found = get(value)
         if type(found) is datetime and unit == "logical":
-            return found
+            return _epoch_seconds(found)
         if found is None:
             return None
-        if per is not None:
-            return _from_number(found, per, where)
+        if per_second is not None:
+            return _from_number(found, per_second, unit, where)
         if unit == "iso8601":
-            return _from_iso8601(found, where)
+            return _epoch_seconds(_from_iso8601(found, where))
         if isinstance(found, datetime):
-            return found
+            return _epoch_seconds(found)
         if type(found) is int:  # a writer schema without the logical type: epoch millis
-            return _from_number(found, "milliseconds", where)
+            return _from_number(found, 1000, "millis", where)
         raise Unmappable("timestamp", f"sentAt: not a time at {where}")
 
     return sent_at
 
 
-def _from_number(found: Any, per: str, where: str) -> datetime:
+def _epoch_seconds(found: datetime) -> float:
+    """As botocore writes a datetime: a naive one is UTC (Avro's local-timestamp types)."""
+    return (found if found.tzinfo is not None else found.replace(tzinfo=UTC)).timestamp()
+
+
+def _from_number(found: Any, per_second: int, unit: str, where: str) -> int | float:
     kind = type(found)
     if kind is str:
         try:
@@ -139,9 +155,12 @@ def _from_number(found: Any, per: str, where: str) -> datetime:
     elif kind is not int and kind is not float:
         raise Unmappable("timestamp", f"sentAt: not a number at {where}")
     try:
-        return _EPOCH + timedelta(**{per: found})
-    except (OverflowError, ValueError):  # beyond datetime's range, or not finite
-        raise Unmappable("timestamp", f"sentAt: out of range at {where} ({per})") from None
+        seconds = found if per_second == 1 else found / per_second
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not _FIRST_SECOND <= seconds <= _LAST_SECOND:  # not a time at all (NaN included)
+        raise Unmappable("timestamp", f"sentAt: out of range at {where} ({unit})")
+    return seconds  # type: ignore[no-any-return]
 
 
 def _from_iso8601(found: Any, where: str) -> datetime:

@@ -1,9 +1,10 @@
 """Mapped events to accepted PutEvents calls.
 
 `batching.py` groups a session's events into calls of up to 10; `delivery.py` keeps calls in
-flight on sender threads and hands results back to the poll loop; `sink.py` makes one call succeed
-(retries, bisection of bad input); `outcomes.py` says what each AWS error means; `flow.py` sets
-the pace (adaptive in-flight limit, optional rate cap); `client.py` puts the call on the wire.
+flight and makes each succeed (retries, bisection of bad input) on the poll loop's thread;
+`outcomes.py` says what each AWS error means; `flow.py` sets the pace (adaptive in-flight limit,
+optional rate cap); `crt.py` puts calls on the wire with the AWS Common Runtime; `wire.py` takes
+what a call needs from boto3's configuration and encodes bodies.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Protocol
 
 from consumer.records import TP
 from consumer.send.batching import Call, SessionBatcher
-from consumer.send.delivery import Completion, Delivery
+from consumer.send.delivery import Completion, Delivery, SendResult
 
-__all__ = ["Call", "Completion", "Delivery", "Sender", "SessionBatcher"]
+__all__ = ["Call", "Completion", "Delivery", "SendResult", "Sender", "SessionBatcher"]
 
 
 class Sender(Protocol):

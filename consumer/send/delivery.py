@@ -1,31 +1,61 @@
-"""Calls in flight: a fixed set of sending threads and the results they hand back.
+"""Calls in flight, each made to succeed, all on the poll loop's thread.
 
-A PutEvents call spends most of its time waiting on the network, so a few dozen threads keep many
-calls in flight while the poll loop stays free. Calls go to the threads through one queue and
-results come back through another that only the poll loop reads, so every state change (offsets,
-batcher, dead-letters) happens on one thread. Plain queues rather than an executor: a submit is
-one `put`, with no future or pool bookkeeping on the poll loop's hot path.
+A call is retried while its errors are transient (throttling, 5xx, timeouts, lost connections:
+exponential backoff with full jitter, tenacity's, until it succeeds or is cancelled), bisected on
+bad input (one bad event rejects a whole call: its halves go out in turn, in order, until the bad
+events stand alone), and stopped by what only an operator can fix. Waiting for a retry or a rate
+token is a timer, never a sleep: `completions` wakes for whichever comes first, an answer or a due
+timer. No thread of ours is involved; the answers come from the CRT client's event-loop thread.
+
+What each AWS error means is `outcomes.py`'s to say; the pace is `flow.py`'s.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from consumer.errors import FatalError
-from consumer.records import TP
+from botocore.exceptions import ClientError, NoCredentialsError
+from tenacity import RetryCallState, Retrying, wait_random_exponential
+
+from consumer.errors import AwsRefused, FatalError
+from consumer.ops.metrics import Metrics
+from consumer.records import TP, Failure, MappedEvent, Stage
 from consumer.send.batching import Call
-from consumer.send.flow import AdaptiveLimit
-from consumer.send.sink import SendResult
+from consumer.send.crt import Answer
+from consumer.send.flow import AdaptiveLimit, RateLimiter
+from consumer.send.outcomes import THROTTLING_CODES, ErrorKind, classify, fatal_message, outcome
+from consumer.send.wire import encode_request
+
+log = logging.getLogger(__name__)
 
 
-class Sink(Protocol):
-    """What makes one call, retries included, until done or `cancel`led (`PutEventsSink`)."""
+class Client(Protocol):
+    """What puts calls on the wire (`crt.CrtClient`)."""
 
-    def send(self, call: Call, cancel: threading.Event) -> SendResult: ...
+    def send(self, body: bytes, tag: Any) -> None: ...
+    def drain(self, timeout_s: float) -> list[Answer]: ...
+    def close(self) -> None: ...
+
+
+class Errors(Protocol):
+    """Turns an error answer into boto3's own exception (`wire.Boto3Config.error`)."""
+
+    def __call__(self, status: int, headers: dict[str, str], body: bytes) -> ClientError: ...
+
+
+@dataclass
+class SendResult:
+    accepted: list[MappedEvent] = field(default_factory=list)
+    rejected: list[tuple[MappedEvent, Failure]] = field(default_factory=list)
+    #: Left unsent because the call was cancelled (revoke, shutdown); not done, not committed.
+    unsent: list[MappedEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -37,90 +67,199 @@ class Completion:
     fatal: FatalError | None = None
 
 
-@dataclass
-class _InFlight:
+@dataclass(eq=False)
+class _Flight:
     call: Call
     partitions: frozenset[TP]
-    cancel: threading.Event = field(default_factory=threading.Event)
+    retry: RetryCallState
+    #: What is left to send, in order; a bisected part becomes its two halves at the front.
+    parts: deque[tuple[MappedEvent, ...]]
+    result: SendResult = field(default_factory=SendResult)
+    started: float = 0.0  # when the current attempt left
+    sending: bool = False
+    cancelled: bool = False
+    done: bool = False  # its completion is out (a timer may still name it: it is ignored)
 
 
 class Delivery:
-    def __init__(self, sink: Sink, limit: AdaptiveLimit) -> None:
-        self._sink = sink
-        self._limit = limit
-        self._work: queue.SimpleQueue[_InFlight | None] = queue.SimpleQueue()
-        self._finished: queue.SimpleQueue[Completion] = queue.SimpleQueue()
-        self._in_flight: dict[int, _InFlight] = {}
-        #: Started as calls need them, up to the limit's maximum; they live until `close`.
-        self._senders: list[threading.Thread] = []
+    """Calls in flight up to the adaptive limit; finished ones come out of `completions`."""
+
+    def __init__(
+        self,
+        client: Client,
+        errors: Errors,
+        limit: AdaptiveLimit,
+        rate: RateLimiter,
+        metrics: Metrics,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._client, self._errors = client, errors
+        self._limit, self._rate, self._metrics = limit, rate, metrics
+        self._retrying = Retrying()
+        self._wait = wait_random_exponential(multiplier=0.1, max=max_backoff_s)  # full jitter
+        self._flights: dict[int, _Flight] = {}
+        self._timers: list[tuple[float, int, _Flight]] = []  # (when, tie-break, flight)
+        self._ties = itertools.count()
+        self._finished: list[Completion] = []
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        """Calls not finished: on the wire, waiting for a retry, or waiting for a token."""
+        return len(self._flights)
 
     @property
     def limit(self) -> int:
         return self._limit.limit
 
     def capacity(self) -> int:
-        return max(0, self._limit.limit - len(self._in_flight))
+        return max(0, self._limit.limit - len(self._flights))
 
     def submit(self, call: Call) -> None:
         partitions = frozenset((m.record.topic, m.record.partition) for m in call.events)
-        entry = _InFlight(call, partitions)
-        self._in_flight[id(call)] = entry
-        self._work.put(entry)
-        if len(self._senders) < min(len(self._in_flight), self._limit.maximum):
-            sender = threading.Thread(
-                target=self._serve, name=f"put-events-{len(self._senders)}", daemon=True
-            )
-            sender.start()
-            self._senders.append(sender)
-
-    def _serve(self) -> None:
-        while (entry := self._work.get()) is not None:
-            self._run(entry)
-
-    def _run(self, entry: _InFlight) -> None:
-        try:
-            completion = Completion(entry.call, self._sink.send(entry.call, entry.cancel))
-        except FatalError as exc:
-            completion = Completion(entry.call, None, exc)
-        except Exception as exc:  # a bug must not leave a call in flight forever
-            bug = FatalError(f"unexpected error sending PutEvents: {exc!r}")
-            completion = Completion(entry.call, None, bug)
-        self._finished.put(completion)
+        retry = RetryCallState(self._retrying, None, (), {})
+        flight = _Flight(call, partitions, retry, deque([call.events]))
+        self._flights[id(call)] = flight
+        self._attempt(flight)
 
     def completions(self, timeout_s: float = 0.0) -> list[Completion]:
-        """Finished calls, waiting up to `timeout_s` for the first one."""
-        done: list[Completion] = []
-        try:
-            done.append(
-                self._finished.get(timeout=timeout_s)
-                if timeout_s > 0
-                else self._finished.get_nowait()
-            )
-            while True:
-                done.append(self._finished.get_nowait())
-        except queue.Empty:
-            pass
+        """Finished calls, waiting up to `timeout_s` for an answer or a due timer."""
+        if self._finished:
+            timeout_s = 0.0
+        elif self._timers:
+            timeout_s = max(0.0, min(timeout_s, self._timers[0][0] - time.monotonic()))
+        for answer in self._client.drain(timeout_s):
+            self._answered(answer.tag, answer)
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            self._attempt(heapq.heappop(self._timers)[2])
+        done, self._finished = self._finished, []
         for completion in done:
-            self._in_flight.pop(id(completion.call), None)
+            del self._flights[id(completion.call)]
         return done
 
     def in_flight_for(self, partitions: Collection[TP]) -> int:
-        return sum(1 for e in self._in_flight.values() if not e.partitions.isdisjoint(partitions))
+        return sum(1 for f in self._flights.values() if not f.partitions.isdisjoint(partitions))
 
     def cancel(self, partitions: Collection[TP] | None = None) -> None:
-        """Stop retrying these calls; their unsent events stay uncommitted."""
-        for entry in self._in_flight.values():
-            if partitions is None or not entry.partitions.isdisjoint(partitions):
-                entry.cancel.set()
+        """Stop retrying these calls; their unsent events stay uncommitted.
+
+        A call on the wire ends when its answer comes (accepted, or unsent).
+        """
+        for flight in self._flights.values():
+            if flight.cancelled or (
+                partitions is not None and flight.partitions.isdisjoint(partitions)
+            ):
+                continue
+            flight.cancelled = True
+            if not flight.sending and not flight.done:
+                self._finish(flight)
 
     def close(self) -> None:
-        """Cancel what is in flight and wait for the senders to finish their current call."""
         self.cancel()
-        for _ in self._senders:
-            self._work.put(None)
-        for sender in self._senders:
-            sender.join()
+        self._client.close()
+
+    # -- one call -----------------------------------------------------------------------------
+
+    def _attempt(self, flight: _Flight) -> None:
+        if flight.done:
+            return
+        if flight.cancelled:
+            self._finish(flight)
+            return
+        wait = self._rate.reserve()
+        if wait > 0:
+            self._later(flight, wait)
+            return
+        part = flight.parts[0]
+        session = flight.call.session
+        request: dict[str, object] = {
+            "trackingId": session.tracking_id,
+            "sessionId": session.session_id,
+            "eventList": [m.event for m in part],
+        }
+        if session.user_id is not None:
+            request["userId"] = session.user_id
+        flight.started, flight.sending = time.monotonic(), True
+        try:
+            self._client.send(encode_request(request), flight)
+        except Exception as exc:  # signing: no credentials anywhere in the chain
+            flight.sending = False
+            self._refused(flight, AwsRefused(fatal_message(NoCredentialsError()) + f" ({exc})"))
+
+    def _answered(self, flight: _Flight, answer: Answer) -> None:
+        flight.sending = False
+        self._metrics.call_seconds.observe(time.monotonic() - flight.started)
+        part = flight.parts[0]
+        if 200 <= answer.status < 300:
+            self._metrics.calls.labels("accepted").inc()
+            self._metrics.events_per_call.observe(len(part))
+            self._limit.on_success()
+            flight.result.accepted.extend(part)
+            flight.parts.popleft()
+            flight.retry.attempt_number = 1
+            self._next(flight)
+            return
+        exc = None if answer.error else self._errors(answer.status, answer.headers, answer.body)
+        kind = ErrorKind.TRANSIENT if exc is None else classify(exc)
+        self._metrics.calls.labels("transient" if exc is None else outcome(exc)).inc()
+        if kind is ErrorKind.FATAL:
+            assert exc is not None
+            self._refused(flight, AwsRefused(fatal_message(exc)))
+        elif kind is ErrorKind.BAD_DATA:
+            assert isinstance(exc, ClientError)
+            flight.parts.popleft()
+            if len(part) == 1:
+                reason = exc.response.get("Error", {}).get("Message", "rejected by PutEvents")
+                code = exc.response.get("Error", {}).get("Code", "InvalidInputException")
+                flight.result.rejected.append((part[0], Failure(Stage.PUT_EVENTS, code, reason)))
+            else:
+                half = len(part) // 2
+                flight.parts.extendleft((part[half:], part[:half]))  # first half goes first
+            self._next(flight)
+        elif flight.cancelled:
+            self._finish(flight)
+        else:
+            self._retry(flight, answer.error or _code(exc))
+
+    def _retry(self, flight: _Flight, error: str) -> None:
+        self._metrics.retries.inc()
+        if error in THROTTLING_CODES:
+            self._limit.on_throttle()
+        delay = self._wait(flight.retry)
+        log.warning(
+            "PutEvents transient error, retrying",
+            extra={
+                "error": error,
+                "attempt": flight.retry.attempt_number,
+                "retry_in_s": round(delay, 3),
+            },
+        )
+        flight.retry.attempt_number += 1
+        self._later(flight, delay)
+
+    def _next(self, flight: _Flight) -> None:
+        if flight.parts and not flight.cancelled:
+            self._attempt(flight)
+        else:
+            self._finish(flight)
+
+    def _finish(self, flight: _Flight) -> None:
+        """Done: what was not accepted or rejected is unsent (cancelled)."""
+        result = flight.result
+        result.unsent = [m for part in flight.parts for m in part]
+        flight.parts.clear()
+        flight.done = True
+        self._finished.append(Completion(flight.call, result))
+
+    def _refused(self, flight: _Flight, fatal: FatalError) -> None:
+        flight.done = True
+        self._finished.append(Completion(flight.call, None, fatal))
+
+    def _later(self, flight: _Flight, delay_s: float) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._ties), flight))
+
+
+def _code(exc: ClientError | None) -> str:
+    if exc is None:
+        return "ConnectionError"
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))

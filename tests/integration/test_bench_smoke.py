@@ -12,7 +12,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CALL_SCENARIOS = {"dense", "naive", "sparse", "live"}
+CALL_SCENARIOS = {"dense", "dense-http", "naive", "sparse", "live", "hot", "hot-baseline"}
+TARGETS = {
+    "dense (HTTPS): events per consumer CPU-second",
+    "sparse (HTTPS): events per consumer CPU-second",
+    "live: produce -> accepted latency",
+    "micro: decode+map+validate events/s per core",
+    "dense events/s vs naive events/s",
+    "peak RSS, flat (soak)",
+    "hot: other sessions all accepted, with / without the hot session",
+}
 
 
 def test_smoke_run_reports_every_scenario(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -34,12 +43,25 @@ def test_smoke_run_reports_every_scenario(kafka_bootstrap: str, tmp_path: Path) 
         assert result["consumer_cpu_s_per_1k_events"] > 0, name
         assert result["peak_rss_mb"] > 0, name
         assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"], name
-    for name in ("dense", "sparse"):
+        assert result["tls"] is (name != "dense-http"), name
+        threads = result["consumer_thread_cpu_s"]
+        assert set(threads) == {"poll_loop", "librdkafka", "crt", "other", "threads"}, name
+    for name in ("dense", "dense-http", "sparse", "hot", "hot-baseline"):
         assert scenarios[name]["events"] == scenarios[name]["records"], name
+    assert scenarios["dense-http"]["records"] == scenarios["dense"]["records"]
     assert scenarios["sparse"]["events_per_call"] == 1
     assert scenarios["naive"]["events_per_call"] == 1
-    assert {t["name"] for t in report["targets"]} >= {
-        "dense: events per consumer CPU-second",
-        "decode+map events/s per core",
-    }
-    assert "| dense " in done.stdout
+
+    hot, baseline = scenarios["hot"]["hot"], scenarios["hot-baseline"]["hot"]
+    assert hot["other_records"] == baseline["other_records"] > 0
+    assert hot["hot_records"] == scenarios["hot"]["records"] * hot["share"]
+    assert baseline["hot_records"] == 0
+    assert scenarios["hot-baseline"]["records"] == baseline["other_records"]
+    assert hot["others_accepted_s"] > 0 and baseline["others_accepted_s"] > 0
+
+    targets = {t["name"]: t for t in report["targets"]}
+    assert set(targets) == TARGETS
+    assert targets["hot: other sessions all accepted, with / without the hot session"]["value"]
+    assert targets["live: produce -> accepted latency"]["passed"] is None  # smoke: 250/s offered
+    for row in ("| dense ", "| dense-http ", "| hot ", "| hot-baseline "):
+        assert row in done.stdout, row

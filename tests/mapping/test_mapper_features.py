@@ -68,7 +68,7 @@ def test_constants() -> None:
 )
 def test_timestamp_units(path: str, unit: str, raw: Any) -> None:
     mapper = mapper_for({"sentAt": {"path": path, "unit": unit}})
-    assert event_of(mapper, click(**{path: raw})).event["sentAt"] == SENT_AT
+    assert event_of(mapper, click(**{path: raw})).event["sentAt"] == SENT_AT.timestamp()
 
 
 @pytest.mark.parametrize(

@@ -1,65 +1,174 @@
-"""The sender threads: calls run concurrently, results come back, close cancels and joins."""
+"""Delivery with an in-memory wire: calls leave at once with no thread of ours, retries and rate
+tokens are timers, bisection keeps a call's events in order, cancel stops what it names."""
 
 from __future__ import annotations
 
-import threading
+import json
+import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from consumer.ops.metrics import Metrics
 from consumer.records import MappedEvent, SessionKey, SourceRecord
 from consumer.send.batching import Call
-from consumer.send.delivery import Delivery
-from consumer.send.flow import AdaptiveLimit
-from consumer.send.sink import SendResult
+from consumer.send.crt import Answer
+from consumer.send.delivery import Completion, Delivery
+from consumer.send.flow import AdaptiveLimit, RateLimiter
+
+SESSION = SessionKey("tracker", None, "s")
 
 
-class _UntilCancelled:
-    """A sink whose calls hang (an endpoint that never answers) until they are cancelled."""
+class Wire:
+    """Answers what the test scripts: per call in order, an HTTP status (200, or an error code
+    for `errors` to turn into boto3's exception), or nothing until `answer_all`."""
 
-    def __init__(self) -> None:
-        self.started = threading.Semaphore(0)
-        self.threads: set[int] = set()
+    def __init__(self, script: list[str] | None = None, reject: set[str] | None = None) -> None:
+        self.script = list(script or [])
+        self.reject = reject or set()  # eventIds the service refuses (InvalidInputException)
+        self.sent: list[list[str]] = []  # eventIds of each call, in the order they left
+        self.held: list[Any] = []
+        self.answers: list[Answer] = []
+        self.hold = False
+        self.closed = False
 
-    def send(self, call: Call, cancel: threading.Event) -> SendResult:
-        self.threads.add(threading.get_ident())
-        self.started.release()
-        cancel.wait()
-        return SendResult(unsent=list(call.events))
+    def send(self, body: bytes, tag: Any) -> None:
+        ids = [e["eventId"] for e in json.loads(body)["eventList"]]
+        self.sent.append(ids)
+        if self.hold:
+            self.held.append(tag)
+        elif self.reject & set(ids):
+            self.answers.append(Answer(tag, 400, {"code": "InvalidInputException"}))
+        else:
+            code = self.script.pop(0) if self.script else "200"
+            status = 200 if code == "200" else 400
+            self.answers.append(Answer(tag, status, {"code": code}))
+
+    def answer_all(self, error: str = "") -> None:
+        for tag in self.held:
+            self.answers.append(Answer(tag, 0 if error else 200, error=error))
+        self.held.clear()
+
+    def drain(self, timeout_s: float) -> list[Answer]:
+        answers, self.answers = self.answers, []
+        return answers
+
+    def close(self) -> None:
+        self.closed = True
+        self.answer_all(error="AWS_ERROR_HTTP_CONNECTION_CLOSED")
 
 
-def _call(n: int) -> Call:
-    session = SessionKey("tracker", None, f"s{n}")
-    record = SourceRecord("t", n % 2, n, None, b"", [], None)
-    return Call(session, (MappedEvent(record, session, {"eventType": "View", "sentAt": 0}),))
+def errors(status: int, headers: dict[str, str], body: bytes) -> ClientError:
+    code = headers["code"]
+    response: Any = {"Error": {"Code": code, "Message": f"{code}!"}}
+    response["ResponseMetadata"] = {"HTTPStatusCode": status}
+    return ClientError(response, "PutEvents")
 
 
-def test_calls_run_at_once_and_close_cancels_them_leaving_their_events_unsent() -> None:
-    sink = _UntilCancelled()
-    delivery = Delivery(sink, AdaptiveLimit(8))
-    calls = [_call(n) for n in range(5)]
-    for call in calls:
-        delivery.submit(call)
-    for _ in calls:  # all five are in flight together, each on a thread of its own
-        assert sink.started.acquire(timeout=10)
-    assert delivery.in_flight == 5 and len(sink.threads) == 5
+def call(first: int, count: int, partition: int = 0) -> Call:
+    events = []
+    for n in range(first, first + count):
+        record = SourceRecord("t", partition, n, None, b"", [], None)
+        events.append(
+            MappedEvent(record, SESSION, {"eventId": f"e{n}", "eventType": "V", "sentAt": 1})
+        )
+    return Call(SESSION, tuple(events))
 
-    delivery.close()  # returns once every sender has finished its call
 
-    done: list[Any] = delivery.completions()
-    assert sorted(id(c.call) for c in done) == sorted(id(c) for c in calls)
+def delivery(wire: Wire, rate: float | None = None, metrics: Metrics | None = None) -> Delivery:
+    limit = AdaptiveLimit(8, cooldown_s=0)
+    return Delivery(
+        wire, errors, limit, RateLimiter(rate), metrics or Metrics(), max_backoff_s=0.01
+    )
+
+
+def collect(sender: Delivery, count: int, within_s: float = 10.0) -> list[Completion]:
+    """Completions until `count` calls finished (the in-memory wire answers at once, so this
+    turns until the timers of retries and rate tokens are due)."""
+    done: list[Completion] = []
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        done += sender.completions(0.005)
+        if len(done) == count:
+            return done
+    raise AssertionError(f"{len(done)} of {count} calls finished within {within_s} s")
+
+
+def test_calls_leave_at_once_and_close_ends_them_leaving_their_events_unsent() -> None:
+    wire = Wire()
+    wire.hold = True  # an endpoint that does not answer
+    sender = delivery(wire)
+    calls = [call(n * 10, 1, partition=n % 2) for n in range(5)]
+    for each in calls:
+        sender.submit(each)
+    assert len(wire.sent) == 5 and sender.in_flight == 5  # all on the wire, no thread of ours
+    assert sender.completions() == []
+
+    sender.close()
+    done = collect(sender, 5)
+    assert {id(c.call) for c in done} == {id(c) for c in calls}
     assert all(c.result is not None and c.result.unsent == list(c.call.events) for c in done)
-    assert delivery.in_flight == 0
+    assert sender.in_flight == 0 and wire.closed
 
 
 def test_cancel_by_partition_stops_only_the_calls_that_touch_it() -> None:
-    sink = _UntilCancelled()
-    delivery = Delivery(sink, AdaptiveLimit(8))
-    delivery.submit(_call(0))  # partition 0
-    delivery.submit(_call(1))  # partition 1
-    for _ in range(2):
-        assert sink.started.acquire(timeout=10)
-
-    delivery.cancel([("t", 1)])
-    (finished,) = delivery.completions(timeout_s=10)
+    wire = Wire(script=["ThrottlingException"] * 50)  # both keep being retried
+    sender = delivery(wire)
+    sender.submit(call(0, 1, partition=0))
+    sender.submit(call(1, 1, partition=1))
+    sender.completions(0.02)
+    sender.cancel([("t", 1)])
+    (finished,) = collect(sender, 1)
     assert finished.call.events[0].record.partition == 1
-    assert delivery.in_flight_for([("t", 0)]) == 1
-    delivery.close()
+    assert finished.result is not None and len(finished.result.unsent) == 1
+    assert sender.in_flight_for([("t", 0)]) == 1
+
+
+def test_bad_events_are_found_by_halving_and_the_rest_go_in_order() -> None:
+    wire = Wire(reject={"e3", "e7"})
+    (done,) = collect(_submitted(delivery(wire), call(0, 10)), 1)
+    assert done.result is not None
+    assert [m.event["eventId"] for m in done.result.accepted] == [
+        f"e{n}" for n in range(10) if n not in (3, 7)
+    ]
+    assert sorted(m.event["eventId"] for m, _ in done.result.rejected) == ["e3", "e7"]
+    assert all(f.reason == "InvalidInputException!" for _, f in done.result.rejected)
+    accepted_order = [ids for ids in wire.sent if not {"e3", "e7"} & set(ids)]
+    flat = [i for ids in accepted_order for i in ids]
+    assert flat == sorted(flat, key=lambda i: int(i[1:]))  # halves left in order, one at a time
+
+
+def test_throttling_is_retried_on_a_timer_and_lowers_the_limit() -> None:
+    metrics = Metrics()
+    wire = Wire(script=["ThrottlingException", "InternalFailure", "200"])
+    sender = delivery(wire, metrics=metrics)
+    (done,) = collect(_submitted(sender, call(0, 3)), 1)
+    assert done.result is not None and len(done.result.accepted) == 3
+    assert len(wire.sent) == 3
+    assert metrics.value("personalize_consumer_put_events_retries_total") == 2
+    calls = "personalize_consumer_put_events_calls_total"
+    assert metrics.value(calls, outcome="throttled") == 1
+    assert metrics.value(calls, outcome="transient") == 1
+    assert sender.limit < 8
+
+
+def test_a_refusal_is_fatal_and_names_the_fix() -> None:
+    wire = Wire(script=["AccessDeniedException"])
+    (done,) = collect(_submitted(delivery(wire), call(0, 2)), 1)
+    assert done.result is None and done.fatal is not None
+    assert "grant personalize:PutEvents" in str(done.fatal)
+
+
+def test_the_rate_cap_holds_attempts_back_on_a_timer_not_a_sleep() -> None:
+    wire = Wire()
+    sender = delivery(wire, rate=50.0)  # a burst of 50, then one token every 20 ms
+    for n in range(52):
+        sender.submit(call(n, 1))
+    assert len(wire.sent) == 50  # the other two wait for tokens, and submit returned
+    collect(sender, 52)
+    assert len(wire.sent) == 52
+
+
+def _submitted(sender: Delivery, each: Call) -> Delivery:
+    sender.submit(each)
+    return sender

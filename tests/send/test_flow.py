@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from consumer.send.flow import AdaptiveLimit, RateLimiter
 
 
@@ -31,25 +29,14 @@ def test_limit_never_drops_below_one() -> None:
     assert limit.limit == 1
 
 
-def test_rate_limiter_hands_out_at_most_the_burst_at_once() -> None:
+def test_rate_limiter_hands_out_the_burst_then_says_how_long_to_wait() -> None:
     limiter = RateLimiter(per_second=5)
-    granted = 0
-
-    def take() -> None:
-        nonlocal granted
-        limiter.acquire()
-        granted += 1
-
-    for _ in range(5):
-        take()
-    assert granted == 5
-    blocked = threading.Thread(target=take, daemon=True)
-    blocked.start()
-    blocked.join(timeout=5)  # the sixth token arrives after ~0.2 s
-    assert granted == 6
+    assert [limiter.reserve() for _ in range(5)] == [0.0] * 5
+    wait = limiter.reserve()
+    assert 0 < wait <= 0.2  # the sixth token comes within a fifth of a second
+    assert limiter.reserve() > 0  # nothing was taken meanwhile
 
 
-def test_no_cap_never_blocks() -> None:
+def test_no_cap_never_waits() -> None:
     limiter = RateLimiter(per_second=None)
-    for _ in range(100_000):
-        limiter.acquire()
+    assert all(limiter.reserve() == 0.0 for _ in range(100_000))

@@ -1,6 +1,8 @@
-"""A local Amazon Personalize Events endpoint over real HTTP, with fault injection.
+"""A local Amazon Personalize Events endpoint over real HTTP or HTTPS, with fault injection.
 
-boto3 reaches it through `AWS_ENDPOINT_URL_PERSONALIZE_EVENTS` or `endpoint_url=`. It checks
+boto3 reaches it through `AWS_ENDPOINT_URL_PERSONALIZE_EVENTS` or `endpoint_url=`; over HTTPS
+(`EmulatorConfig(tls=True)`, `--tls`) it trusts the emulator's local CA through `AWS_CA_BUNDLE`
+or `verify=` (`EmulatorServer.ca_file`), as production calls AWS over HTTPS. It checks
 SigV4 is present (not its value: any dummy credentials work), validates PutEvents bodies with
 `consumer.mapping.validation`, and appends accepted events to a JSON-lines file (with `accepted_at`,
 each line also says when the answer left). Other operations get 404 `UnknownOperationException`.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from consumer.testing.emulator.faults import FaultError, Faults
 from consumer.testing.emulator.server import EmulatorConfig, serve_forever
+from consumer.testing.tls import TlsMaterialError
 
 DEFAULT_PORT = 8765
 
@@ -72,10 +73,32 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer InvalidInputException to any call holding an event of this type (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed the fault draws")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a local CA's certificate; prints the CA file to trust "
+        "(AWS_CA_BUNDLE) on a second line",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the CA and server certificate here, made once and reused (implies --tls; "
+        "default: a temporary directory removed at exit)",
+    )
+
+
+def _print_ready(url: str, ca_file: Path | None) -> None:
+    """The first line stays `emulator listening on URL` (scripts take its last word)."""
+    print(f"emulator listening on {url}", flush=True)
+    if ca_file is not None:
+        print(f"emulator CA bundle: {ca_file}", flush=True)
 
 
 def run_emulator_command(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; prints `emulator listening on URL` once ready."""
+    """Serve until SIGINT/SIGTERM; prints `emulator listening on URL` once ready (and, with
+    TLS, `emulator CA bundle: PATH` on the next line)."""
     try:
         faults = Faults(
             latency_ms=args.latency_ms,
@@ -95,11 +118,14 @@ def run_emulator_command(args: argparse.Namespace) -> int:
         faults=faults,
         seed=args.seed,
         accepted_at=args.accepted_at,
+        tls=args.tls or args.tls_dir is not None,
+        tls_dir=args.tls_dir,
     )
     try:
-        serve_forever(
-            config, on_ready=lambda url: print(f"emulator listening on {url}", flush=True)
-        )
+        serve_forever(config, on_ready=_print_ready)
+    except TlsMaterialError as error:
+        print(f"emulator: cannot make TLS certificates: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"emulator: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

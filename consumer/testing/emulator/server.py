@@ -1,7 +1,8 @@
 """Running the emulator: in a background thread for tests, or in the foreground for the CLI.
 
 Both share `_Runtime`, which owns the listening socket, the open connections and the periodic
-flush of the events file.
+flush of the events file. With `tls` the socket speaks HTTPS, as AWS's endpoint does, with a
+certificate from `consumer.testing.tls` that clients trust through `ca_file` (`AWS_CA_BUNDLE`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import concurrent.futures
 import contextlib
 import logging
 import signal
+import ssl
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from consumer.testing.emulator.app import EmulatorApp, Stats
 from consumer.testing.emulator.events_file import EventsFile
 from consumer.testing.emulator.faults import Faults
 from consumer.testing.emulator.http import Connections, HttpProtocol
+from consumer.testing.tls import TlsMaterial, ensure_tls_material
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,10 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None  # Seeds the fault draws, for replayable runs.
     accepted_at: bool = False  # Add `acceptedAt` (when the answer left) to each events-file line.
+    tls: bool = False  # Serve HTTPS (TLS 1.2+) instead of plain HTTP.
+    # With `tls`: where the CA and server certificate are made (once) and kept, so clients can
+    # trust a stable path; None: a temporary directory, removed when the emulator stops.
+    tls_dir: Path | None = None
 
 
 class _Runtime:
@@ -52,20 +60,39 @@ class _Runtime:
         self._connections = Connections()
         self._server: asyncio.Server | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self.tls: TlsMaterial | None = None
+        self._tls_tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def url(self) -> str:
-        host = self.config.host
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        host, scheme = self.config.host, "https" if self.config.tls else "http"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}"
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The server side of TLS; makes the certificates first if the directory has none."""
+        if not self.config.tls:
+            return None
+        tls_dir = self.config.tls_dir
+        if tls_dir is None:
+            self._tls_tmp = tempfile.TemporaryDirectory(prefix="personalize-emulator-tls-")
+            tls_dir = Path(self._tls_tmp.name)
+        self.tls = ensure_tls_material(tls_dir)
+        return self.tls.server_context()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: HttpProtocol(self.app.handle, self._connections),
-            self.config.host,
-            self.config.port,
-            backlog=1024,
-        )
+        try:
+            server = await loop.create_server(
+                lambda: HttpProtocol(self.app.handle, self._connections),
+                self.config.host,
+                self.config.port,
+                backlog=1024,
+                ssl=self._ssl_context(),
+            )
+        except BaseException:
+            self._remove_tls_tmp()
+            raise
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         if self.config.events_file is not None:
@@ -94,6 +121,12 @@ class _Runtime:
                 await self._flusher
         if self.app.events_file is not None:
             self.app.events_file.close()
+        self._remove_tls_tmp()
+
+    def _remove_tls_tmp(self) -> None:
+        if self._tls_tmp is not None:
+            self._tls_tmp.cleanup()
+            self._tls_tmp = None
 
 
 class EmulatorServer:
@@ -159,6 +192,13 @@ class EmulatorServer:
         return self._runtime.port
 
     @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate (PEM) that HTTPS clients must trust (`verify=`, `AWS_CA_BUNDLE`);
+        None without TLS. A temporary one is removed by `stop`."""
+        tls = self._runtime.tls
+        return tls.ca_file if tls is not None else None
+
+    @property
     def faults(self) -> Faults:
         return self._runtime.app.faults
 
@@ -210,15 +250,20 @@ class EmulatorServer:
         return future.result(timeout=_START_TIMEOUT_S)
 
 
-def serve_forever(config: EmulatorConfig, on_ready: Callable[[str], None] | None = None) -> None:
+#: Told the URL and the CA file (None without TLS) once the socket listens.
+OnReady = Callable[[str, Path | None], None]
+
+
+def serve_forever(config: EmulatorConfig, on_ready: OnReady | None = None) -> None:
     """Serve in the foreground until SIGINT or SIGTERM, then shut down cleanly.
 
-    `on_ready` gets the URL once the socket listens (the CLI prints it for scripts to wait on).
+    `on_ready` gets the URL and the CA file once the socket listens (the CLI prints them for
+    scripts to wait on).
     """
     asyncio.run(_serve(config, on_ready))
 
 
-async def _serve(config: EmulatorConfig, on_ready: Callable[[str], None] | None) -> None:
+async def _serve(config: EmulatorConfig, on_ready: OnReady | None) -> None:
     runtime = _Runtime(config)
     await runtime.start()
     loop = asyncio.get_running_loop()
@@ -230,7 +275,7 @@ async def _serve(config: EmulatorConfig, on_ready: Callable[[str], None] | None)
             handled.append(signum)
     try:
         if on_ready is not None:
-            on_ready(runtime.url)
+            on_ready(runtime.url, runtime.tls.ca_file if runtime.tls is not None else None)
         await stopping.wait()
     finally:
         for signum in handled:

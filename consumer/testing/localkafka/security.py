@@ -2,23 +2,21 @@
 
 One broker serves every mode on its own listener, so security tests pay for one JVM:
 ``SASL_SSL`` (SCRAM-SHA-512 and PLAIN on the same listener) and ``SSL`` requiring a client
-certificate. ``openssl`` makes a throwaway CA, a broker certificate for 127.0.0.1/localhost and a
-client certificate; the broker reads them as PEM, so no keytool or JKS stores are involved. Inter-
-broker and controller traffic stay on PLAINTEXT listeners that need no secrets. Stdlib only,
-plus lazy ``confluent_kafka`` imports to check the listeners answer.
+certificate. The certificates (a throwaway CA, the server one for 127.0.0.1/::1/localhost and a
+client one) come from ``consumer.testing.tls``, shared with the HTTPS emulator; the broker reads
+them as PEM. Inter-broker and controller traffic stay on PLAINTEXT listeners that need no secrets.
+Stdlib only, plus lazy ``confluent_kafka`` imports to check the listeners answer.
 """
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from consumer.testing.localkafka.errors import StartError, UnavailableError
+from consumer.testing.tls import OpenSslNotFound, TlsMaterial, TlsMaterialError, ensure_tls_material
 
 #: What a client can use: SCRAM-SHA-512 or PLAIN over SASL_SSL, or mutual TLS.
 Mode = Literal["scram", "plain", "mtls"]
@@ -26,11 +24,6 @@ MODES: tuple[Mode, ...] = ("scram", "plain", "mtls")
 
 _SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 _PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
-
-# Extensions per certificate; librdkafka verifies the broker's SAN (ssl.endpoint.identification).
-_LEAF_EXT = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-_BROKER_EXT = _LEAF_EXT + "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
-_CLIENT_EXT = _LEAF_EXT + "extendedKeyUsage=clientAuth\n"
 
 
 @dataclass(frozen=True)
@@ -56,16 +49,20 @@ class SecureListeners:
         return f"127.0.0.1:{self.ssl_port}"
 
     @property
+    def tls(self) -> TlsMaterial:
+        return TlsMaterial(self.tls_dir)
+
+    @property
     def ca_file(self) -> Path:
-        return self.tls_dir / "ca.pem"
+        return self.tls.ca_file
 
     @property
     def client_cert_file(self) -> Path:
-        return self.tls_dir / "client.pem"
+        return self.tls.client_cert_file
 
     @property
     def client_key_file(self) -> Path:
-        return self.tls_dir / "client.key"
+        return self.tls.client_key_file
 
     def listeners(self) -> dict[str, int]:
         """Listener name (also its security protocol) -> port."""
@@ -127,9 +124,14 @@ class SecureListeners:
 
     def server_properties(self) -> str:
         """Broker properties for these listeners (the listener list itself is the caller's)."""
-        ensure_tls_material(self.tls_dir)
-        chain = _inline(self.tls_dir / "broker.pem")
-        key = _inline(self.tls_dir / "broker.key")
+        try:
+            tls = ensure_tls_material(self.tls_dir)
+        except OpenSslNotFound as exc:
+            raise UnavailableError(f"the secured broker: {exc}") from None
+        except TlsMaterialError as exc:
+            raise StartError(str(exc)) from None
+        chain = _inline(tls.server_cert_file)
+        key = _inline(tls.server_key_file)
         plain_users = f'user_{self.plain_username}="{self.plain_password}"'
         return (
             "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN\n"
@@ -160,37 +162,3 @@ def listener_properties(plaintext: int, controller: int, security: SecureListene
 def _inline(pem: Path) -> str:
     """A PEM file as one properties value (java.util.Properties turns ``\\n`` back into lines)."""
     return pem.read_text().strip().replace("\n", "\\n")
-
-
-def ensure_tls_material(tls_dir: Path) -> None:
-    """CA, broker and client certificates with unencrypted PKCS#8 keys, made once per dir.
-
-    Files: ``ca.pem``, ``broker.pem``/``broker.key``, ``client.pem``/``client.key``.
-    """
-
-    if (tls_dir / "client.pem").is_file():  # written last
-        return
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise UnavailableError("'openssl' not found on PATH; the secured broker needs it")
-    tls_dir.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        res = subprocess.run([openssl, *args], cwd=tls_dir, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise StartError(f"openssl {args[0]} failed: {res.stderr.strip()[-2000:]}")
-
-    run("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-        "-out", "ca.pem", "-days", "365", "-subj", "/CN=personalize-consumer test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    for name, subject, ext in (
-        ("broker", "/CN=localhost", _BROKER_EXT),
-        ("client", "/CN=personalize-consumer", _CLIENT_EXT),
-    ):
-        (tls_dir / f"{name}.ext").write_text(ext)
-        run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", "-subj", subject)  # fmt: skip
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-set_serial", str(secrets.randbits(63)), "-days", "365", "-extfile", f"{name}.ext",
-            "-out", f"{name}.pem")  # fmt: skip

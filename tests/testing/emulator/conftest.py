@@ -1,5 +1,6 @@
 """Fixtures for the emulator tests: an emulator (seeded) writing to a temporary events file, and
-a boto3 client pointed at it."""
+a boto3 client pointed at it; the same emulator over HTTPS, with one CA for the whole session
+(openssl takes about a second to make one)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ def server(events_path: Path) -> Iterator[EmulatorServer]:
 @pytest.fixture
 def client(server: EmulatorServer) -> Any:
     return make_client(server.url)
+
+
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("emulator-tls")
+
+
+@pytest.fixture
+def tls_server(events_path: Path, tls_dir: Path) -> Iterator[EmulatorServer]:
+    config = EmulatorConfig(events_file=events_path, seed=7, tls=True, tls_dir=tls_dir)
+    with EmulatorServer(config) as emulator:
+        yield emulator

@@ -37,7 +37,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         threading.Event().wait(0.01)
 
 
-def make_client(url: str | None, **config: Any) -> Any:
+def make_client(url: str | None, verify: str | bool | None = None, **config: Any) -> Any:
+    """`verify`: boto3's own (a CA bundle path; None: `AWS_CA_BUNDLE` or the system's)."""
     # total_max_attempts=1: no retries. Note `max_attempts` counts retries, not attempts.
     options: dict[str, Any] = {"retries": {"total_max_attempts": 1}, "read_timeout": 10}
     options.update(config)
@@ -45,6 +46,7 @@ def make_client(url: str | None, **config: Any) -> Any:
         "personalize-events",
         region_name=REGION,
         endpoint_url=url,
+        verify=verify,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=Config(**options),

@@ -1,0 +1,73 @@
+"""AWS Signature Version 4 for the one request shape this consumer sends: a POST with a JSON
+body and no query string.
+
+Written here rather than taken from awscrt because, measured on this machine (2,500-byte body,
+session token, 20,000 signatures), awscrt's `aws_sign_request` with its request and config
+objects costs 73 µs of CPU per call, this signer 18 µs (24 µs with awscrt's request built from
+its headers): ~7 µs per event of the 100 µs budget at 7.5 events per call. The tests check every
+signature against botocore's `SigV4Auth`, and a capture server re-signs what went on the wire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from urllib.parse import quote, urlsplit
+
+
+class SigV4:
+    """AWS Signature Version 4 for a POST with a JSON body and no query string.
+
+    The canonical request of that shape is fixed but for the date, the body hash and the optional
+    session token, so signing is two SHA-256 hashes and one HMAC. The derived key changes with
+    the date, the secret (rotated credentials) or nothing else, so it is kept.
+    """
+
+    def __init__(self, url: str, region: str, service: str) -> None:
+        parts = urlsplit(url)
+        self.host = _host(parts.scheme, parts.hostname or "", parts.port)
+        self._path = quote(parts.path or "/", safe="/~")
+        self._region, self._service = region, service
+        self._key_for: tuple[str, str] | None = None  # (secret, date) of `_key`
+        self._key = b""
+
+    def headers(
+        self, body: bytes, access_key: str, secret_key: str, token: str | None, now: float
+    ) -> dict[str, str]:
+        """The headers that sign `body`: Host, Content-Type, X-Amz-Date, Authorization (+ token)."""
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        date = amz_date[:8]
+        headers = {"Content-Type": "application/json", "Host": self.host, "X-Amz-Date": amz_date}
+        canonical = f"content-type:application/json\nhost:{self.host}\nx-amz-date:{amz_date}\n"
+        signed = "content-type;host;x-amz-date"
+        if token:
+            headers["X-Amz-Security-Token"] = token
+            canonical += f"x-amz-security-token:{token}\n"
+            signed += ";x-amz-security-token"
+        request = f"POST\n{self._path}\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
+        scope = f"{date}/{self._region}/{self._service}/aws4_request"
+        digest = hashlib.sha256(request.encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
+        signature = hmac.new(self._signing_key(secret_key, date), to_sign.encode(), "sha256")
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature.hexdigest()}"
+        )
+        return headers
+
+    def _signing_key(self, secret_key: str, date: str) -> bytes:
+        if self._key_for != (secret_key, date):
+            key = ("AWS4" + secret_key).encode()
+            for part in (date, self._region, self._service, "aws4_request"):
+                key = hmac.new(key, part.encode(), "sha256").digest()
+            self._key_for, self._key = (secret_key, date), key
+        return self._key
+
+
+def _host(scheme: str, hostname: str, port: int | None) -> str:
+    """The Host header as botocore signs it: lower case, IPv6 bracketed, default port left out."""
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{port}"
+    return host
