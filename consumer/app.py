@@ -4,6 +4,7 @@ settings. Everything below it sees protocols and values.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -132,6 +133,21 @@ def build_pipeline(
     )
 
 
+def quiet_cycle_collector() -> None:
+    """Fewer, cheaper passes of Python's cycle collector, once everything is built.
+
+    The poll loop allocates and frees millions of short-lived objects (records, decoded values,
+    events, calls), nearly all freed by reference counting; with the default thresholds the
+    collector still walks every live container, the buffer of unfinished records included,
+    every few hundred allocations. Measured in the loop benchmark (in-memory source and sender,
+    100,000 dense records): 100 µs per event with the defaults, 56 with these thresholds, 49 with
+    no collector at all. Start-up objects (botocore's models, modules) are frozen out of it.
+    Cycles are still collected, only less often; the soak run watches memory.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
 def run(settings: Settings, until_caught_up: bool = False, replay: bool = False) -> RunSummary:
     """Run until SIGTERM/SIGINT (or caught up); always commit what is done and leave the group."""
     stop = threading.Event()
@@ -141,6 +157,7 @@ def run(settings: Settings, until_caught_up: bool = False, replay: bool = False)
         stop.set()
 
     pipeline = build_pipeline(settings, replay=replay)
+    quiet_cycle_collector()
     server = (
         serve(settings.metrics_port, pipeline.metrics, pipeline.health)
         if settings.metrics_port

@@ -2,15 +2,20 @@
 
 Errors travel as `Failure` values, not exceptions, so every stage has one shape of output and the
 pipeline routes failures to the dead-letter path without try/except at each step.
+
+The three made for every record (`SourceRecord`, `SessionKey`, `MappedEvent`) are named tuples:
+built, hashed and compared in C, they cost a third of what frozen dataclasses cost, and a session
+key is a dictionary key several times per record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
-Headers = list[tuple[str, str | bytes | None]]
+Headers = Sequence[tuple[str, str | bytes | None]]
 #: A Kafka (topic, partition): the unit of assignment, ordering and commits.
 TP = tuple[str, int]
 
@@ -24,8 +29,7 @@ class Stage(StrEnum):
     PUT_EVENTS = "put_events"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
+class SourceRecord(NamedTuple):
     """A Kafka record as consumed, kept byte-for-byte for the dead-letter topic."""
 
     topic: str
@@ -48,8 +52,7 @@ class Failure:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SessionKey:
+class SessionKey(NamedTuple):
     """PutEvents takes events of one (trackingId, userId, sessionId) per call."""
 
     tracking_id: str
@@ -57,8 +60,7 @@ class SessionKey:
     session_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class MappedEvent:
+class MappedEvent(NamedTuple):
     """One PutEvents `Event`, ready to send, and the record it came from."""
 
     record: SourceRecord

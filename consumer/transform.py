@@ -43,4 +43,6 @@ class Transform:
             return self._map(record, value)
         outcome = self._map(self._origin(record), value)
         # offsets are tracked where the record was read, whatever it was mapped as
+        if isinstance(outcome, MappedEvent):
+            return outcome._replace(record=record)
         return outcome if isinstance(outcome, Failure) else replace(outcome, record=record)

@@ -15,6 +15,7 @@ from consumer.errors import FatalError
 from consumer.records import TP, Failure, MappedEvent, Rejected, SourceRecord, Stage
 from consumer.send import Call, Completion, SendResult
 from consumer.source import RebalanceListener
+from consumer.source.budget import Budget
 
 
 @dataclass
@@ -39,13 +40,12 @@ class FakeSource:
         self.commits: list[dict[TP, int]] = []
         self.holds: list[tuple[TP, int]] = []
         self.fatal: FatalError | None = None
-        self.max_buffered = 1_000_000
+        self.budget = Budget(1_000_000)  # the real policy: the loop's tests exercise it
         self.on_consume: Callable[[int], None] | None = None
         self.hold_turns = 2
         self.closed = False
         self._held: dict[TP, int] = {}  # partition -> turns left
         self._backoff: set[TP] = set()
-        self._full = False
         self._stopped = False
         self._epoch = 0
         self._turns = 0
@@ -83,7 +83,7 @@ class FakeSource:
 
     @property
     def paused(self) -> bool:
-        return self._full
+        return self.budget.full
 
     def subscribe(self, listener: RebalanceListener) -> None:
         self.listener = listener
@@ -96,7 +96,7 @@ class FakeSource:
             self._held[tp] -= 1
             if self._held[tp] <= 0:
                 del self._held[tp]
-        if self._full or self._stopped:
+        if self.budget.full or self._stopped:
             return []
         records: list[SourceRecord] = []
         for tp, p in self.partitions.items():
@@ -121,11 +121,8 @@ class FakeSource:
     def recovered(self, tp: TP) -> None:
         self._backoff.discard(tp)
 
-    def backpressure(self, unfinished: int) -> None:
-        if unfinished >= self.max_buffered:
-            self._full = True
-        elif unfinished <= self.max_buffered // 2:
-            self._full = False
+    def backpressure(self, unfinished: int, busiest: int) -> None:
+        self.budget.update(unfinished, busiest)
 
     def stop_fetching(self) -> None:
         self._stopped = True

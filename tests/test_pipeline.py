@@ -19,6 +19,7 @@ from consumer.ops.health import Health
 from consumer.ops.metrics import Metrics
 from consumer.pipeline import Pipeline, Tuning
 from consumer.records import TP, Failure, Stage
+from consumer.source.budget import Budget
 from consumer.testing.samples import InteractionEncoder, interactions
 from consumer.transform import Transform
 from tests.fakes import FakeDeadLetter, FakeSender, FakeSource, event_ids
@@ -252,7 +253,7 @@ def test_a_revoke_waits_for_its_calls_and_late_results_are_dropped() -> None:
 
 def test_backpressure_pauses_fetching_and_the_loop_keeps_turning() -> None:
     source = FakeSource({P0: values(50)}, batch_size=10)
-    source.max_buffered = 10
+    source.budget = Budget(10)
     sender = FakeSender(auto=None)
     p = pipeline(source, sender)
     source.assign(P0)
@@ -274,3 +275,31 @@ def test_backpressure_pauses_fetching_and_the_loop_keeps_turning() -> None:
     p.run(stop)
     assert paused_turns > 0
     assert source.committed(P0) == 50
+
+
+def test_a_very_busy_session_does_not_stall_the_others_once_the_buffer_fills() -> None:
+    hot = [ENCODER.encode(v | {"sessionId": "hot"}) for v in interactions(400, 1, seed=4)]
+    calm = values(100, sessions=40, seed=5)
+    source = FakeSource({P0: hot, P1: calm}, batch_size=20)
+    source.budget = Budget(200)  # the hot session alone would keep it full
+    sender = FakeSender(auto=None)
+    p = pipeline(source, sender)
+    source.assign(P0, P1)
+    stop = threading.Event()
+    calm_done_at: list[int] = []
+    full_turns = 0
+
+    def one_round_trip_per_turn(turn: int) -> None:
+        nonlocal full_turns
+        full_turns += source.paused
+        for call in list(sender._in_flight):
+            sender.finish(call)
+        if source.committed(P1) == 100 and not calm_done_at:
+            calm_done_at.append(source.committed(P0))
+        if source.committed(P0) == 400 and source.committed(P1) == 100:
+            stop.set()
+
+    source.on_consume = one_round_trip_per_turn
+    p.run(stop)
+    assert full_turns > 0  # the buffer did fill up
+    assert calm_done_at and calm_done_at[0] < 300  # the others finished while it still drained

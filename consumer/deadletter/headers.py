@@ -6,7 +6,6 @@ tools that read Connect dead-letter queues read ours. `original` reads them back
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
 from consumer.records import Headers, Rejected, SourceRecord
@@ -50,11 +49,8 @@ def original(record: SourceRecord) -> SourceRecord:
     if not (topic and partition and offset):
         return record
     try:
-        return dataclasses.replace(
-            record,
-            topic=_text(topic),
-            partition=int(_text(partition)),
-            offset=int(_text(offset)),
+        return record._replace(
+            topic=_text(topic), partition=int(_text(partition)), offset=int(_text(offset))
         )
     except ValueError:
         return record

@@ -250,6 +250,10 @@ def _impression(source: Source, delimiter: str | None) -> Callable[[Any], Any]:
     return items
 
 
+#: Property maps of up to this many entries are remembered once encoded, up to this many maps.
+_MEMO_ITEMS, _MEMO_SIZE = 8, 4096
+
+
 def _properties(plan: MappingPlan) -> Getter:
     """The properties as a JSON object string, or None when there are none."""
     spread = plan.properties_from
@@ -257,9 +261,21 @@ def _properties(plan: MappingPlan) -> Getter:
     named = tuple((key, getter(source, None)) for key, source in plan.properties)
     where = spread.describe() if spread is not None else ""
 
+    seen: dict[tuple[tuple[Any, Any], ...], str] = {}  # maps of strings already encoded
+
     def encode(found: Any) -> str | None:
         if not found:
             return None
+        if type(found) is dict and len(found) <= _MEMO_ITEMS:
+            # The same few properties recur across records (device, page, channel): a map of
+            # strings is encoded once. Only those are remembered (1, 1.0 and True are equal
+            # keys but different JSON), so only a map of the very same strings finds one.
+            try:
+                encoded = seen.get(tuple(found.items()))
+            except TypeError:  # an unhashable value: never remembered
+                encoded = None
+            if encoded is not None:
+                return encoded
         if type(found) is not dict:
             if not isinstance(found, Mapping):
                 raise Unmappable("type", f"properties: not a map at {where}")
@@ -268,10 +284,15 @@ def _properties(plan: MappingPlan) -> Getter:
         if reserved:  # checked here, on the map: validation then needn't parse the JSON back
             raise Unmappable(reserved[0].rule, reserved[0].message, Stage.VALIDATE)
         try:
-            return _encode_properties(found)
+            encoded = _encode_properties(found)
         except (TypeError, ValueError):
             reason = "properties: values must be strings, finite numbers or booleans"
             raise Unmappable("json", reason) from None
+        if len(found) <= _MEMO_ITEMS and all(type(v) is str for v in found.values()):
+            if len(seen) >= _MEMO_SIZE:
+                seen.clear()
+            seen[tuple(found.items())] = encoded
+        return encoded
 
     if get_map is not None and spread is not None and not named and not spread.convert:
         return lambda value: encode(get_map(value))  # a map of strings: the default mapping

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from hashlib import sha1
 from typing import Any
 
+from consumer.mapping.checkers import Violation
 from consumer.mapping.fields import (
     CONVERSION_ERRORS,
     Unmappable,
@@ -22,7 +23,7 @@ from consumer.mapping.fields import (
     text,
 )
 from consumer.mapping.plan import MappingPlan
-from consumer.mapping.validation import Violation, validate_event, validate_put_events
+from consumer.mapping.validation import validate_event, validate_put_events
 from consumer.records import Failure, MappedEvent, SessionKey, Skipped, SourceRecord, Stage
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c5d2e-3b1a-4c55-9a51-2f1f7f3f8a10")

@@ -67,11 +67,11 @@ class Completion:
     fatal: FatalError | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Flight:
     call: Call
     partitions: frozenset[TP]
-    retry: RetryCallState
+    retry: RetryCallState | None  # made at the first retry: most calls never need one
     #: What is left to send, in order; a bisected part becomes its two halves at the front.
     parts: deque[tuple[MappedEvent, ...]]
     result: SendResult = field(default_factory=SendResult)
@@ -115,9 +115,8 @@ class Delivery:
         return max(0, self._limit.limit - len(self._flights))
 
     def submit(self, call: Call) -> None:
-        partitions = frozenset((m.record.topic, m.record.partition) for m in call.events)
-        retry = RetryCallState(self._retrying, None, (), {})
-        flight = _Flight(call, partitions, retry, deque([call.events]))
+        partitions = frozenset([(m.record.topic, m.record.partition) for m in call.events])
+        flight = _Flight(call, partitions, None, deque([call.events]))
         self._flights[id(call)] = flight
         self._attempt(flight)
 
@@ -196,7 +195,7 @@ class Delivery:
             self._limit.on_success()
             flight.result.accepted.extend(part)
             flight.parts.popleft()
-            flight.retry.attempt_number = 1
+            flight.retry = None
             self._next(flight)
             return
         exc = None if answer.error else self._errors(answer.status, answer.headers, answer.body)
@@ -225,6 +224,8 @@ class Delivery:
         self._metrics.retries.inc()
         if error in THROTTLING_CODES:
             self._limit.on_throttle()
+        if flight.retry is None:
+            flight.retry = RetryCallState(self._retrying, None, (), {})
         delay = self._wait(flight.retry)
         log.warning(
             "PutEvents transient error, retrying",

@@ -5,8 +5,8 @@ tracker says every record below it is done (pitfall 1). Assignment is cooperativ
 rebalance moves only the partitions that must move.
 
 Fetching is steered here, in one place, so the poll loop never sleeps (pitfall 3):
-- backpressure pauses every partition while too many records are unfinished, and resumes them at
-  half that;
+- backpressure pauses every partition while too many records are unfinished, and resumes them
+  as `budget.py` says;
 - a hold seeks one partition back to a record that could not be processed yet (the Schema
   Registry is down) and pauses it for a backoff that doubles up to 30 s;
 - a drain pauses everything for good.
@@ -24,6 +24,7 @@ from consumer.errors import FatalError, KafkaRefused, TransientError
 from consumer.kafkaclient import KafkaErrorWatch, is_fatal
 from consumer.records import TP, SourceRecord
 from consumer.source import RebalanceListener
+from consumer.source.budget import Budget
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,18 @@ MAX_HOLD_S = 30.0
 def to_record(message: Message, epoch: int = 0) -> SourceRecord:
     """A consumed message as the stages see it: its bytes kept for the dead-letter topic."""
     _kind, timestamp = message.timestamp()
-    headers = message.headers() or []
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     assert topic is not None and partition is not None and offset is not None
+    headers = message.headers() or ()  # (name, bytes) pairs, as librdkafka returns them
     return SourceRecord(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=message.key(),
-        value=message.value(),
-        headers=list(headers.items() if isinstance(headers, dict) else headers),
-        timestamp_ms=timestamp if timestamp > 0 else None,
-        epoch=epoch,
+        topic,
+        partition,
+        offset,
+        message.key(),
+        message.value(),
+        list(headers.items()) if isinstance(headers, dict) else headers,
+        timestamp if timestamp > 0 else None,
+        epoch,
     )
 
 
@@ -62,7 +63,6 @@ class KafkaSource:
         self.consumer = consumer
         self._topics = topics
         self._batch_size = batch_size
-        self._max_buffered = max_buffered
         self._errors = errors
         self._listener: RebalanceListener | None = None
         self._fatal: FatalError | None = None
@@ -70,7 +70,7 @@ class KafkaSource:
         self._next_epoch = 0
         self._held: dict[TP, float] = {}  # partition -> when to fetch it again
         self._backoff: dict[TP, float] = {}  # partition -> its last hold's backoff
-        self._full = False  # backpressure: every partition paused
+        self._budget = Budget(max_buffered)
         self._stopped = False  # draining: nothing more is fetched
         self._paused: set[TP] = set()
         self._steer = False  # what should be paused changed
@@ -146,17 +146,16 @@ class KafkaSource:
         """A record of `tp` went through: its next hold starts from the shortest backoff."""
         self._backoff.pop(tp, None)
 
-    def backpressure(self, unfinished: int) -> None:
-        """Pause every partition at `max_buffered` unfinished records; resume at half."""
-        if not self._full and unfinished >= self._max_buffered:
-            log.info("buffer full, pausing fetches", extra={"unfinished": unfinished})
-            self._full = self._steer = True
-        elif self._full and unfinished <= self._max_buffered // 2:
-            self._full, self._steer = False, True
+    def backpressure(self, unfinished: int, busiest: int) -> None:
+        """Pause or resume every partition as the budget says (`budget.py`)."""
+        if self._budget.update(unfinished, busiest):
+            self._steer = True
+            if self._budget.full:
+                log.info("buffer full, pausing fetches", extra={"unfinished": unfinished})
 
     @property
     def paused(self) -> bool:
-        return self._full
+        return self._budget.full
 
     def stop_fetching(self) -> None:
         """Draining: pause every partition and keep them paused."""
@@ -205,7 +204,7 @@ class KafkaSource:
         """Fetch exactly the assigned partitions that should be fetched now."""
         self._steer = False
         assigned = set(self._epochs)
-        want = assigned if self._stopped or self._full else assigned & set(self._held)
+        want = assigned if self._stopped or self._budget.full else assigned & set(self._held)
         pause, resume = want - self._paused, (self._paused & assigned) - want
         if pause:
             self.consumer.pause([TopicPartition(t, p) for t, p in pause])

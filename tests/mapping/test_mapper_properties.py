@@ -95,3 +95,11 @@ def test_sent_at_in_micros_keeps_every_microsecond() -> None:
 def _seconds(when: datetime) -> float:
     """botocore's rest-json serializer: epoch seconds with the microseconds, one rounding."""
     return (calendar.timegm(when.utctimetuple()) * 10**6 + when.microsecond) / 10**6
+
+
+def test_remembered_property_encodings_never_mix_up_equal_looking_values() -> None:
+    mapper = mapper_for({"properties": {"from": "labels"}})
+    seen = []
+    for labels in ({"vip": "1"}, {"vip": "1"}, {"vip": "true"}, {"vip": "1.0"}, {"vip": "1"}):
+        seen.append(event_of(mapper, click(labels=labels)).event["properties"])
+    assert seen == ['{"vip":"1"}', '{"vip":"1"}', '{"vip":"true"}', '{"vip":"1.0"}', '{"vip":"1"}']

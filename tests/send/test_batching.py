@@ -105,3 +105,18 @@ def test_request_omits_user_id_for_anonymous_sessions() -> None:
     request = call.request()
     assert "userId" not in request
     assert request["sessionId"] == "s" and request["trackingId"] == "tr"
+
+
+def test_the_busiest_sessions_waiting_events_are_known_and_its_calls_go_first() -> None:
+    batcher = SessionBatcher(linger_s=0.0)
+    for n in range(35):
+        batcher.add(event(n, "hot", partition=2), now=0.0)
+    for n in range(12):
+        batcher.add(event(100 + n, f"calm-{n}", partition=1), now=0.0)
+    assert batcher.busiest == 35
+    (first,) = batcher.ready(now=1.0, limit=1)
+    assert first.session.session_id == "hot" and batcher.busiest == 25
+    batcher.complete(first.session)  # back from its round trip, and still full
+    (again,) = batcher.ready(now=1.0, limit=1)
+    assert again.session.session_id == "hot"  # ahead of the sessions that waited longer
+    assert batcher.busiest == 15
