@@ -19,6 +19,7 @@ from typing import Any
 from common import default_transform
 from workload import Traffic, encoded_records
 
+from consumer.app import quiet_cycle_collector
 from consumer.records import Failure, SourceRecord
 
 
@@ -42,6 +43,7 @@ def measure(records: int, repeat: int = 3, traffic: Traffic | None = None) -> di
         for i, v in enumerate(values)
     ]
     transform = default_transform()
+    quiet_cycle_collector()  # as `personalize-consumer run` sets the collector up
     decoder, mapper = transform.decoder, transform.mapper
     decoded = [decoder.decode(r.value) for r in sources]  # also warms the validator up
     pairs = [(r, v) for r, v in zip(sources, decoded, strict=True) if not isinstance(v, Failure)]

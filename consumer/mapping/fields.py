@@ -182,9 +182,15 @@ def optional_steps(plan: MappingPlan) -> tuple[tuple[str, Step], ...]:
     steps: list[tuple[str, Step]] = []
     if (source := sources.get("eventValue")) is not None:
         steps.append(("eventValue", _step("eventValue", getter(source, _number(source)))))
+    plain: list[tuple[str, str]] = []  # (event key, record field): copied as they are
     for name in ("itemId", "recommendationId"):
         if (source := sources.get(name)) is not None:
-            steps.append((name, _step(name, getter(source, text))))
+            if len(source.paths) == 1 and len(source.paths[0]) == 1 and not source.convert:
+                plain.append((name, source.paths[0][0]))
+            else:
+                steps.append((name, _step(name, getter(source, text))))
+    if plain:
+        steps.append((", ".join(k for k, _f in plain), _copies(tuple(plain))))
     if (source := sources.get("impression")) is not None:
         items = _impression(source, plan.impression_delimiter)
         steps.append(("impression", _step("impression", getter(source, None), items)))
@@ -195,6 +201,20 @@ def optional_steps(plan: MappingPlan) -> tuple[tuple[str, Step], ...]:
         step = _step("metricAttribution", get, lambda found: {"eventAttributionSource": found})
         steps.append(("metricAttributionSource", step))
     return tuple(steps)
+
+
+def _copies(pairs: tuple[tuple[str, str], ...]) -> Step:
+    """Fields copied from top-level fields of the record as they are: one step for them all
+    (a call per field was a measurable part of mapping an event)."""
+
+    def copy(value: Mapping[str, Any], event: dict[str, Any]) -> None:
+        get = value.get
+        for key, field in pairs:
+            found = get(field)
+            if found is not None:
+                event[key] = found
+
+    return copy
 
 
 def _step(key: str, get: Getter, then: Callable[[Any], Any] | None = None) -> Step:

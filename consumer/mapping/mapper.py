@@ -39,9 +39,22 @@ _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 _VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
+#: The name hashed so far for each (topic, partition): only the offset is hashed per record.
+_PREFIXES: dict[tuple[str, int], Any] = {}
+
+
 def _derived_event_id_fast(topic: str, partition: int, offset: int) -> str:
     """`derived_event_id` without building a UUID object, 3x cheaper (a test proves them equal)."""
-    h = sha1(_NAMESPACE_BYTES + f"{topic}/{partition}/{offset}".encode()).hexdigest()
+    prefix = _PREFIXES.get((topic, partition))
+    if prefix is None:
+        if len(_PREFIXES) >= 4096:
+            _PREFIXES.clear()
+        prefix = _PREFIXES[(topic, partition)] = sha1(
+            _NAMESPACE_BYTES + f"{topic}/{partition}/".encode()
+        )
+    digest = prefix.copy()
+    digest.update(b"%d" % offset)
+    h = digest.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
