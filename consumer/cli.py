@@ -32,10 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 0 once every assigned partition is committed up to its end",
     )
 
-    from consumer.testing.emulator import add_emulator_arguments, run_emulator_command
-
-    emulator_cmd = commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo")
-    add_emulator_arguments(emulator_cmd)
+    # Its arguments are the emulator's own (`emulator --help`): `consumer.testing` is imported
+    # only when it runs, never by `run`.
+    commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo", add_help=False)
 
     replay_cmd = commands.add_parser(
         "replay", help="send what now maps from DEAD_LETTER_TOPIC (own group, resumable)"
@@ -59,9 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     demo_cmd = commands.add_parser("demo", help="local broker + endpoint + sample data, end to end")
     demo_cmd.add_argument("--records", type=int, default=2000, help="valid records to write")
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.command == "emulator":
-        return run_emulator_command(args)
+        from consumer.testing.emulator.cli import main as emulator
+
+        return emulator(rest, prog="personalize-consumer emulator")
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "check":
         return _check(args)
     if args.command == "demo":

@@ -132,10 +132,8 @@ def run_emulator_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m consumer.testing.emulator`: the same command without the main CLI."""
-    parser = argparse.ArgumentParser(
-        prog="python -m consumer.testing.emulator", description="Local Personalize Events endpoint"
-    )
+def main(argv: list[str] | None = None, prog: str = "python -m consumer.testing.emulator") -> int:
+    """`python -m consumer.testing.emulator`, and `personalize-consumer emulator`."""
+    parser = argparse.ArgumentParser(prog=prog, description="Local Personalize Events endpoint")
     add_emulator_arguments(parser)
     return run_emulator_command(parser.parse_args(argv))
