@@ -8,30 +8,34 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from types import FrameType
 
 from confluent_kafka import Consumer, KafkaException
 
 from consumer.config import Settings
 from consumer.deadletter import DeadLetterProducer, DeadLetterSink, LeaveInPlace, original
-from consumer.decode import load_schema_file, make_decoder
+from consumer.decode import Decoder, load_schema_file, make_decoder
 from consumer.errors import ConfigError, FatalError
 from consumer.kafkaclient import (
     KafkaErrorWatch,
-    common_config,
     consumer_config,
+    producer_config,
     wait_for_cluster,
 )
-from consumer.mapping import load_mapping
+from consumer.mapping import EntryMapper, Mapper, load_file
 from consumer.ops.health import Health, serve
-from consumer.ops.metrics import Metrics
+from consumer.ops.metrics import NS, Metrics
+from consumer.ops.progress import following
 from consumer.ops.summary import RunSummary
 from consumer.pipeline import Pipeline, Tuning
 from consumer.send import Delivery
 from consumer.send.flow import AdaptiveLimit, RateLimiter
 from consumer.send.wire import Boto3Config
-from consumer.source.kafka import KafkaSource
+from consumer.source.kafka import KafkaSource, records_left
 from consumer.transform import Transform
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,14 @@ def build_transform(settings: Settings, replay: bool = False) -> Transform:
         raise ConfigError(f"AVRO_SCHEMA_FILE / AVRO_READER_SCHEMA_FILE: {exc}") from None
     # Records decode to the reader schema's shape when there is one, else the writer's.
     environ = os.environ | {"PERSONALIZE_TRACKING_ID": settings.personalize_tracking_id}
-    mapper = load_mapping(settings.mapping_file, reader or writer, environ)
+    plan, route_plans = load_file(
+        settings.mapping_file, reader or writer, environ, load_schema_file
+    )
+    unread = sorted(set(route_plans) - set(settings.source_topics))
+    if unread and not replay:
+        raise ConfigError(
+            [f"MAPPING_FILE topics.{t}: not among SOURCE_TOPICS, so never read" for t in unread]
+        )
     auth = settings.schema_registry_basic_auth_user_info
     try:
         decoder = make_decoder(
@@ -56,9 +67,25 @@ def build_transform(settings: Settings, replay: bool = False) -> Transform:
             auth.get_secret_value() if auth else None,
             reader,
         )
+        routes: dict[str, tuple[Decoder, EntryMapper]] = {}
+        for topic, route in route_plans.items():
+            # Records of a registry name their writer schema (shared when nothing is resolved
+            # to AVRO_READER_SCHEMA_FILE, the interactions' shape); schemaless ones are the
+            # topic's schema.
+            routes[topic] = (
+                decoder
+                if settings.schema_registry_url and reader is None
+                else make_decoder(
+                    route.schema or {},
+                    settings.schema_registry_url,
+                    auth.get_secret_value() if auth else None,
+                    None,
+                ),
+                EntryMapper(route),
+            )
     except ValueError as exc:
         raise ConfigError(f"SCHEMA_REGISTRY_*: {exc}") from None
-    return Transform(decoder, mapper, original if replay else None)
+    return Transform(decoder, Mapper(plan), original if replay else None, routes)
 
 
 def build_sender(settings: Settings, metrics: Metrics) -> Delivery:
@@ -77,6 +104,12 @@ def build_sender(settings: Settings, metrics: Metrics) -> Delivery:
         limit=AdaptiveLimit(settings.max_in_flight_calls),
         rate=RateLimiter(settings.max_calls_per_second),
         metrics=metrics,
+        rates={
+            "PutItems": RateLimiter(settings.put_items_calls_per_second),
+            "PutUsers": RateLimiter(settings.put_users_calls_per_second),
+            "PutActions": RateLimiter(settings.put_actions_calls_per_second),
+            "PutActionInteractions": RateLimiter(settings.put_action_interactions_calls_per_second),
+        },
     )
 
 
@@ -100,7 +133,7 @@ def build_pipeline(
         consumer = Consumer(consumer_config(settings, metrics.on_kafka_stats, errors))
         if not replay:
             dead_letter = DeadLetterProducer(
-                common_config(settings, error_cb=errors),
+                producer_config(settings, error_cb=errors),
                 settings.dead_letter_topic,
                 settings.kafka_group_id,
             )
@@ -172,10 +205,27 @@ def run(settings: Settings, until_caught_up: bool = False, replay: bool = False)
         },
     )
     try:
-        return pipeline.run(stop, until_caught_up=until_caught_up)
+        with _progress(settings, pipeline.metrics, replay) if until_caught_up else nullcontext():
+            summary = pipeline.run(stop, until_caught_up=until_caught_up)
+        return replace(summary, replay=replay)
     finally:
         pipeline.close()
         if server is not None:
             server.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _progress(settings: Settings, metrics: Metrics, replay: bool) -> AbstractContextManager[None]:
+    """On a terminal, a bar of the records done against what the group had left at start."""
+    if not sys.stderr.isatty():
+        return nullcontext()
+    group = replay_group(settings) if replay else settings.kafka_group_id
+    topics = (settings.dead_letter_topic,) if replay else settings.source_topics
+    left = records_left(consumer_config(settings) | {"group.id": group}, topics)
+
+    def done() -> int:
+        consumed = metrics.total(f"{NS}_records_consumed_total")
+        return int(consumed - metrics.value(f"{NS}_unfinished_records"))
+
+    return following(done, left, "replay" if replay else "run")

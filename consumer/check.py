@@ -19,12 +19,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from consumer.app import build_transform
 from consumer.config import Settings
 from consumer.errors import TransientError
-from consumer.kafkaclient import KafkaErrorWatch, common_config
-from consumer.records import Failure, MappedEvent, Skipped, SourceRecord
+from consumer.kafkaclient import KafkaErrorWatch, consumer_config
+from consumer.ops.progress import bar
+from consumer.records import OPERATIONS, Failure, MappedEvent, Skipped, SourceRecord
 from consumer.source.kafka import to_record
 from consumer.transform import Transform
 
-SENSITIVE = ("userId", "itemId", "properties", "impression")
+SENSITIVE = ("userId", "itemId", "actionId", "properties", "impression")
 
 
 @dataclass
@@ -61,33 +62,40 @@ def check(
     transform = build_transform(settings, replay=dead_letter)
     errors = KafkaErrorWatch()
     reader = Consumer(
-        common_config(settings, error_cb=errors)
+        consumer_config(settings, error_cb=errors)
         | {
-            "group.id": f"personalize-consumer-check-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
+            "group.id": f"personalize-consumer-check-{uuid.uuid4().hex[:8]}",  # never commits
             "enable.partition.eof": True,
         }
     )
     report = CheckReport()
     try:
         partitions = reader.list_topics(topic, timeout=15).topics[topic].partitions
+        there = sum(_size(reader, TopicPartition(topic, p)) for p in partitions)
         reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         at_end: set[int] = set()
-        while report.read < records and len(at_end) < len(partitions):
-            if errors.fatal is not None:
-                raise errors.fatal
-            message = reader.poll(1.0)
-            if message is None:
-                continue
-            if message.error() is not None:
-                at_end.add(message.partition() or 0)  # _PARTITION_EOF: nothing more there
-                continue
-            report.read += 1
-            _classify(report, to_record(message), transform, examples, show_values)
+        with bar(min(records, there), f"check {topic}") as shown:
+            while report.read < records and len(at_end) < len(partitions):
+                if errors.fatal is not None:
+                    raise errors.fatal
+                message = reader.poll(1.0)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    at_end.add(message.partition() or 0)  # _PARTITION_EOF: nothing more there
+                    continue
+                report.read += 1
+                shown.update()
+                _classify(report, to_record(message), transform, examples, show_values)
     finally:
         reader.close()
         transform.close()
     return report
+
+
+def _size(reader: Consumer, tp: TopicPartition) -> int:
+    low, high = reader.get_watermark_offsets(tp, timeout=15)
+    return int(high - low)
 
 
 def _classify(
@@ -107,7 +115,7 @@ def _classify(
         report.outcomes[f"dead-letter ({outcome.stage.value})"] += 1
         report.reasons[f"{outcome.stage.value}: {outcome.reason}"] += 1
     elif isinstance(outcome, Skipped):
-        report.outcomes["filtered"] += 1
+        report.outcomes["skipped (tombstone)" if outcome.reason == "tombstone" else "filtered"] += 1
     elif isinstance(outcome, MappedEvent):
         report.outcomes["would send"] += 1
         if len(report.examples) < examples:
@@ -115,11 +123,16 @@ def _classify(
 
 
 def _example(mapped: MappedEvent, show_values: bool) -> dict[str, Any]:
-    event = dict(mapped.event) | {
-        "trackingId": mapped.session.tracking_id,
-        "sessionId": mapped.session.session_id,
-        "userId": mapped.session.user_id,
-    }
+    key = mapped.session
+    if key.operation == "PutEvents":
+        event = dict(mapped.event) | {
+            "trackingId": key.tracking_id,
+            "sessionId": key.session_id,
+            "userId": key.user_id,
+        }
+    else:  # the entry as its request carries it, and where it goes
+        target = OPERATIONS[key.operation].target
+        event = {"operation": key.operation, target: key.tracking_id} | dict(mapped.event)
     if not show_values:
         for name in SENSITIVE:
             if event.get(name) is not None:

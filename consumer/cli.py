@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from consumer.config import load_settings
+from consumer.config import environment_help, load_settings
 from consumer.errors import ConfigError, FatalError
 from consumer.ops.logs import configure_logging
 
@@ -25,7 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run_cmd = commands.add_parser("run", help="consume and send (configured by environment)")
+    def configured(name: str, summary: str) -> argparse.ArgumentParser:
+        """A command configured by the environment: its --help lists the variables."""
+        return commands.add_parser(
+            name,
+            help=summary,
+            epilog=environment_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run_cmd = configured("run", "consume and send (configured by environment)")
     run_cmd.add_argument(
         "--until-caught-up",
         action="store_true",
@@ -34,17 +43,21 @@ def main(argv: list[str] | None = None) -> int:
 
     # Its arguments are the emulator's own (`emulator --help`): `consumer.testing` is imported
     # only when it runs, never by `run`.
-    commands.add_parser("emulator", help="local PutEvents endpoint for tests/demo", add_help=False)
+    commands.add_parser(
+        "emulator",
+        help="local personalize-events endpoint (all five operations) for tests/demo",
+        add_help=False,
+    )
 
-    replay_cmd = commands.add_parser(
-        "replay", help="send what now maps from DEAD_LETTER_TOPIC (own group, resumable)"
+    replay_cmd = configured(
+        "replay", "send what now maps from DEAD_LETTER_TOPIC (own group, resumable)"
     )
     replay_cmd.add_argument(
         "--until-caught-up", action="store_true", help="exit 0 once the dead-letter topic is done"
     )
 
-    check_cmd = commands.add_parser(
-        "check", help="read records and show how they map, without committing or calling AWS"
+    check_cmd = configured(
+        "check", "read records and show how they map, without committing or calling AWS"
     )
     check_cmd.add_argument("--topic", help="topic to read (default: the first of SOURCE_TOPICS)")
     check_cmd.add_argument(

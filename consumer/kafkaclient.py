@@ -6,6 +6,7 @@ same cluster the same way (SASL/SCRAM, TLS, or Amazon MSK IAM).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -112,7 +113,8 @@ def common_config(
     stats_cb: Callable[[str], None] | None = None,
     error_cb: Callable[[KafkaError], None] | None = None,
 ) -> dict[str, Any]:
-    """Connection and security settings, then any `KAFKA_<PROPERTY>` passthrough on top."""
+    """Connection and security settings, then the `KAFKA_<PROPERTY>` passthrough that applies to
+    consumers and producers alike (`consumer_config` and `producer_config` add the rest)."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": "personalize-consumer",
@@ -142,8 +144,67 @@ def common_config(
     if stats_cb is not None:
         config["stats_cb"] = stats_cb
         config["statistics.interval.ms"] = 5000
-    config.update(settings.kafka_properties)
+    consumer_only, producer_only = property_scopes(frozenset(settings.kafka_properties.items()))
+    config.update(
+        (k, v)
+        for k, v in settings.kafka_properties.items()
+        if k not in consumer_only and k not in producer_only
+    )
     return config
+
+
+def producer_config(
+    settings: Settings, error_cb: Callable[[KafkaError], None] | None = None
+) -> dict[str, Any]:
+    """`common_config` and the passthrough properties that only a producer takes."""
+    _consumer_only, producer_only = property_scopes(frozenset(settings.kafka_properties.items()))
+    extra = {k: v for k, v in settings.kafka_properties.items() if k in producer_only}
+    return common_config(settings, error_cb=error_cb) | extra
+
+
+@functools.cache
+def property_scopes(
+    properties: frozenset[tuple[str, str]],
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(consumer-only, producer-only) names among `properties`, as librdkafka itself says.
+
+    Each property is given, alone, to a throwaway producer and consumer that connect nowhere:
+    librdkafka warns when a property does not apply to that kind of client. So a consumer
+    property (fetch.max.bytes, say) never reaches the dead-letter producer, which would warn
+    about it, and a producer property never reaches the consumer. Properties librdkafka rejects
+    are left for the real clients to report.
+    """
+    consumer_only: set[str] = set()
+    producer_only: set[str] = set()
+    for name, value in properties:
+        if _warns(Producer, {name: value}, "is a consumer property"):
+            consumer_only.add(name)
+        elif _warns(Consumer, {name: value, "group.id": "probe"}, "is a producer property"):
+            producer_only.add(name)
+    return frozenset(consumer_only), frozenset(producer_only)
+
+
+def _warns(kind: type[Any], config: dict[str, str], warning: str) -> bool:
+    heard = _Heard()
+    probe = logging.getLogger("personalize-consumer.property-probe")
+    probe.propagate, probe.handlers = False, [heard]
+    try:
+        client = kind({**config, "logger": probe})
+    except KafkaException:
+        return False
+    client.poll(0)
+    if isinstance(client, Consumer):
+        client.close()
+    return any(warning in line for line in heard.lines)
+
+
+class _Heard(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def consumer_config(
@@ -152,8 +213,10 @@ def consumer_config(
     error_cb: Callable[[KafkaError], None] | None = None,
 ) -> dict[str, Any]:
     """Auto-commit and the automatic offset store off: only done records are committed."""
+    consumer_only, _producer_only = property_scopes(frozenset(settings.kafka_properties.items()))
     return {
         **common_config(settings, stats_cb, error_cb),
+        **{k: v for k, v in settings.kafka_properties.items() if k in consumer_only},
         "group.id": settings.kafka_group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

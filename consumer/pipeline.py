@@ -165,8 +165,11 @@ class Pipeline:
                 batcher.add(outcome, now)
             elif isinstance(outcome, Failure):
                 self._dead_letter.send(Rejected(record, outcome), self._dead_lettered)
-            else:  # filtered by the mapping: done, never sent
-                self.metrics.filtered.inc()
+            else:  # filtered by the mapping, or a catalog tombstone: done, never sent
+                if outcome.reason == "tombstone":
+                    self.metrics.skipped.labels("tombstone").inc()
+                else:
+                    self.metrics.filtered.inc()
                 self._done(record)
         for topic, count in consumed.items():  # one metric update per topic, not per record
             self.metrics.consumed.labels(topic).inc(count)
@@ -179,9 +182,13 @@ class Pipeline:
                 continue
             result = completion.result
             assert result is not None
-            self.metrics.sent.inc(len(result.accepted))
+            self.metrics.sent.labels(completion.call.session.operation).inc(len(result.accepted))
             for event in result.accepted:
                 self._done(event.record)
+            if result.superseded:
+                self.metrics.skipped.labels("superseded").inc(len(result.superseded))
+                for event in result.superseded:
+                    self._done(event.record)
             for event, failure in result.rejected:
                 self._dead_letter.send(Rejected(event.record, failure), self._dead_lettered)
             unsent = [m for m in result.unsent if self._owned(m.record)]

@@ -26,7 +26,7 @@ class Stage(StrEnum):
     DECODE = "decode"
     MAP = "map"
     VALIDATE = "validate"
-    PUT_EVENTS = "put_events"
+    PUT_EVENTS = "put_events"  # any of the five operations: the header value is kept as it was
 
 
 class SourceRecord(NamedTuple):
@@ -53,11 +53,39 @@ class Failure:
 
 
 class SessionKey(NamedTuple):
-    """PutEvents takes events of one (trackingId, userId, sessionId) per call."""
+    """What one call's entries share: a call carries entries of one key, one call per key in
+    flight. PutEvents takes events of one (trackingId, userId, sessionId) per call. For the
+    other operations `tracking_id` is the call's target (a dataset ARN, or the tracking id of
+    PutActionInteractions), `user_id` is None and `session_id` names the source partition: the
+    entries of one partition go in offset order, so the last update of an id wins."""
 
     tracking_id: str
     user_id: str | None
     session_id: str
+    operation: str = "PutEvents"
+
+
+class Operation(NamedTuple):
+    """One operation of the `personalize-events` API, as botocore's model shapes it."""
+
+    #: The request's list member, the structure of one entry, and the member naming the target.
+    member: str
+    entry: str
+    target: str
+    #: The entry member that identifies what it updates (superseded within a call); None for
+    #: interactions, each of which counts.
+    key: str | None
+
+
+OPERATIONS = {
+    "PutEvents": Operation("eventList", "Event", "trackingId", None),
+    "PutItems": Operation("items", "Item", "datasetArn", "itemId"),
+    "PutUsers": Operation("users", "User", "datasetArn", "userId"),
+    "PutActions": Operation("actions", "Action", "datasetArn", "actionId"),
+    "PutActionInteractions": Operation(
+        "actionInteractions", "ActionInteraction", "trackingId", None
+    ),
+}
 
 
 class MappedEvent(NamedTuple):

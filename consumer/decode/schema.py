@@ -114,11 +114,7 @@ class BodyReader:
         try:
             record: dict[str, Any] = schemaless_reader(buffer, self._writer, self._reader)  # type: ignore[assignment]
         except Exception as exc:  # fastavro signals bad bytes with many exception types
-            return Failure(
-                Stage.DECODE,
-                type(exc).__name__,
-                f"value is not valid Avro{self._label}: {_short(exc)}",
-            )
+            return Failure(Stage.DECODE, type(exc).__name__, self._unreadable(value, start, exc))
         if buffer.tell() != len(value):
             return Failure(
                 Stage.DECODE,
@@ -132,6 +128,19 @@ class BodyReader:
             for name, make in self._fresh:
                 record[name] = make()
         return record
+
+    def _unreadable(self, value: bytes, start: int, exc: Exception) -> str:
+        """A sentence an operator can act on. fastavro's own words follow when they add something
+        (positions and schema parts, never record data); at an early end they only say which
+        length it misread ("Expected -270272 bytes, read 15"), so they are left out."""
+        size = len(value) - start
+        if isinstance(exc, EOFError):
+            return (
+                f"value is not valid Avro{self._label}: the {size}-byte value ends before the "
+                "record does: it is cut short, or was not written with this schema"
+            )
+        what = f"the {size}-byte value does not read as a record of this schema"
+        return f"value is not valid Avro{self._label}: {what} (fastavro: {_short(exc)})"
 
 
 def _projection(

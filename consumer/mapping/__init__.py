@@ -11,10 +11,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from consumer.mapping.file import MappingError, load_plan
+from consumer.mapping.file import MappingError, load_file, load_plan
 from consumer.mapping.mapper import Mapper, derived_event_id
+from consumer.mapping.operations import EntryMapper, RoutePlan
 
-__all__ = ["Mapper", "MappingError", "derived_event_id", "load_mapping", "load_plan"]
+__all__ = [
+    "EntryMapper",
+    "Mapper",
+    "MappingError",
+    "RoutePlan",
+    "derived_event_id",
+    "load_file",
+    "load_mapping",
+    "load_plan",
+]
 
 
 def load_mapping(path: Path, writer_schema: dict[str, Any], environ: Mapping[str, str]) -> Mapper:

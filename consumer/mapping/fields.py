@@ -276,9 +276,33 @@ _MEMO_ITEMS, _MEMO_SIZE = 8, 4096
 
 def _properties(plan: MappingPlan) -> Getter:
     """The properties as a JSON object string, or None when there are none."""
-    spread = plan.properties_from
+    return properties_getter(plan.properties_from, plan.properties)
+
+
+def _joined(found: Any) -> Any:
+    """A catalog property that is a list: the `|`-separated string categorical fields take."""
+    if type(found) is list:
+        return "|".join(str(item) for item in found if item is not None) or None
+    return found
+
+
+def _joining(get: Getter) -> Getter:
+    return lambda value: _joined(get(value))
+
+
+def properties_getter(
+    spread: Source | None, properties: tuple[tuple[str, Source], ...], catalog: bool = False
+) -> Getter:
+    """The properties as a JSON object string, or None when there are none.
+
+    `catalog`: an item's, user's or action's properties: no keys are reserved there, and a list
+    becomes a `|`-separated string, as categorical fields of a dataset take it.
+    """
     get_map = getter(spread, None) if spread is not None else None
-    named = tuple((key, getter(source, None)) for key, source in plan.properties)
+    named = tuple(
+        (key, _joining(getter(source, None)) if catalog else getter(source, None))
+        for key, source in properties
+    )
     where = spread.describe() if spread is not None else ""
 
     seen: dict[tuple[tuple[Any, Any], ...], str] = {}  # maps of strings already encoded
@@ -300,7 +324,7 @@ def _properties(plan: MappingPlan) -> Getter:
             if not isinstance(found, Mapping):
                 raise Unmappable("type", f"properties: not a map at {where}")
             found = dict(found)
-        reserved = check_property_keys(found)
+        reserved = () if catalog else check_property_keys(found)
         if reserved:  # checked here, on the map: validation then needn't parse the JSON back
             raise Unmappable(reserved[0].rule, reserved[0].message, Stage.VALIDATE)
         try:
@@ -314,7 +338,13 @@ def _properties(plan: MappingPlan) -> Getter:
             seen[tuple(found.items())] = encoded
         return encoded
 
-    if get_map is not None and spread is not None and not named and not spread.convert:
+    if (
+        get_map is not None
+        and spread is not None
+        and not named
+        and not spread.convert
+        and not catalog
+    ):
         return lambda value: encode(get_map(value))  # a map of strings: the default mapping
 
     def build(value: Mapping[str, Any]) -> str | None:
@@ -325,6 +355,8 @@ def _properties(plan: MappingPlan) -> Getter:
                 if not isinstance(found, Mapping):
                     raise Unmappable("type", f"properties: not a map at {where}")
                 properties = {k: v for k, v in found.items() if v is not None}
+                if catalog:
+                    properties = {k: _joined(v) for k, v in properties.items()}
         for key, get in named:
             found = get(value)
             if found is not None:

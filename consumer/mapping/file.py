@@ -7,8 +7,10 @@ whole topic. The result is a `MappingPlan`, which `consumer.mapping.mapper.Mappe
 
 from __future__ import annotations
 
+import copy
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ import yaml
 from pydantic import ValidationError
 
 from consumer.errors import ConfigError
+from consumer.mapping.operations import RoutePlan, plan_routes
 from consumer.mapping.plan import MappingPlan, plan_mapping
-from consumer.mapping.spec import MappingFileSpec
+from consumer.mapping.spec import LENIENT, MappingFileSpec
 
 _PREFIX = "MAPPING_FILE"
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
@@ -31,6 +34,18 @@ class MappingError(ConfigError):
 def load_plan(path: Path, writer_schema: dict[str, Any], environ: Mapping[str, str]) -> MappingPlan:
     """Read, check and plan a mapping file for records of `writer_schema`; `MappingError` lists
     every problem found, each naming its entry."""
+    return load_file(path, writer_schema, environ)[0]
+
+
+def load_file(
+    path: Path,
+    writer_schema: dict[str, Any],
+    environ: Mapping[str, str],
+    load_schema: Callable[[Path], dict[str, Any]] | None = None,
+) -> tuple[MappingPlan, dict[str, RoutePlan]]:
+    """The PutEvents plan (records of `writer_schema`) and the routes of topics that feed the
+    other operations (records of the schema each names, read by `load_schema`); `MappingError`
+    lists every problem of the file."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -50,11 +65,61 @@ def load_plan(path: Path, writer_schema: dict[str, Any], environ: Mapping[str, s
     try:
         spec = MappingFileSpec.model_validate(raw)
     except ValidationError as exc:
-        raise MappingError([_describe(e) for e in exc.errors() if not _other_branch(e)]) from None
-    plan, problems = plan_mapping(spec, writer_schema)
-    if problems:
-        raise MappingError([f"{_PREFIX} {loc}: {message}" for loc, message in problems])
-    return plan
+        problems = [_describe(e) for e in exc.errors() if not _other_branch(e)]
+        raise MappingError(problems + _plan_what_is_valid(raw, writer_schema)) from None
+    plan, found = plan_mapping(spec, writer_schema)
+    routes, route_problems = plan_routes(spec, path.parent, load_schema or _read_schema)
+    found += route_problems
+    if found:
+        raise MappingError([f"{_PREFIX} {loc}: {message}" for loc, message in found])
+    return plan, routes
+
+
+def _read_schema(path: Path) -> dict[str, Any]:
+    try:
+        schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    return schema
+
+
+def _plan_what_is_valid(raw: dict[str, Any], writer_schema: dict[str, Any]) -> list[str]:
+    """What the schema says of the entries that are valid, so one wrong entry (a misspelt key,
+    say) does not hide the others' problems: unknown keys are left out, then every entry still
+    wrong is removed, for a few rounds. Nothing when too little is left to plan."""
+    raw = copy.deepcopy(raw)
+    for _round in range(5):
+        try:
+            spec = MappingFileSpec.model_validate(raw, context=LENIENT)
+        except ValidationError as exc:
+            if not any([_remove(raw, e["loc"]) for e in exc.errors()]):
+                return []
+            continue
+        _plan, found = plan_mapping(spec, writer_schema)
+        return [f"{_PREFIX} {loc}: {message}" for loc, message in found]
+    return []
+
+
+def _remove(raw: Any, loc: tuple[Any, ...]) -> bool:
+    """Delete the deepest entry of `raw` on the path `loc` (pydantic's union branch markers
+    skipped); whether anything was deleted."""
+    parts = [p for p in loc if p not in ("list[str]", "dict[str,SourceSpec]")]
+    node: Any = raw
+    parent: Any = None
+    key: Any = None
+    for part in parts:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
+            parent, key, node = node, part, node[part]
+        else:
+            break
+    if parent is None:
+        return False
+    del parent[key]
+    return True
 
 
 def _describe(error: Any) -> str:

@@ -192,7 +192,11 @@ class _Planner:
             tracking_id=spec.trackingId,
             sources=sources,
             sent_at_unit=f.sentAt.unit,
-            topic_tracking_ids={topic: t.trackingId for topic, t in spec.topics.items()},
+            topic_tracking_ids={
+                topic: t.trackingId
+                for topic, t in spec.topics.items()
+                if t.operation == "PutEvents" and t.trackingId is not None
+            },
             include=frozenset(f.eventType.include) if f.eventType.include is not None else None,
             exclude=frozenset(f.eventType.exclude),
             rename=dict(f.eventType.rename),
@@ -234,7 +238,7 @@ class _Planner:
         if spec.path is None:
             const = getattr(spec, "const", None)
             if not (
-                plain is _SCALARS
+                plain >= _SCALARS
                 or (isinstance(const, str) if "string" in plain else type(const) in (int, float))
             ):
                 self.problem(f"{loc}.const", f"{what} takes {', '.join(sorted(accepted))}")
@@ -264,23 +268,25 @@ class _Planner:
             convert = convert or bool(items - _PLAIN)
         return Source(paths=tuple(tuple(p.split(".")) for p in spec.path or []), convert=convert)
 
-    def properties_from(self, path: str) -> Source:
+    def properties_from(self, path: str, lists: bool = False) -> Source:
         loc = "fields.properties.from"
         branches = self.check(loc, path, "properties.from", frozenset({"map"}))
         values = self.schema.kinds(self.schema.inner(branches, "map", "values"))
-        if values - _SCALARS - {"null"}:
+        if values - _SCALARS - {"null"} - ({"array"} if lists else set()):
             kinds = _kinds_text(values)
             self.problem(loc, f"{path!r} holds {kinds}; properties are strings, numbers, booleans")
         return Source(paths=(tuple(path.split(".")),), convert=values != {"string"})
 
     def properties(
-        self, fields: list[str] | dict[str, SourceSpec]
+        self, fields: list[str] | dict[str, SourceSpec], catalog: bool = False
     ) -> tuple[tuple[str, Source], ...]:
+        """Named properties; `catalog` ones may be lists (sent `|`-separated), none reserved."""
+        accepted = _SCALARS | {"array"} if catalog else _SCALARS
         entries: list[tuple[str, str, Source]] = []  # (loc, key, source)
         if isinstance(fields, list):
             for index, path in enumerate(fields):
                 loc = f"fields.properties.fields[{index}]"
-                self.check(loc, path, "a property", _SCALARS)
+                self.check(loc, path, "a property", accepted)
                 key = camel_case(path.rsplit(".", 1)[-1])
                 entries.append((loc, key, Source(paths=(tuple(path.split(".")),))))
         else:
@@ -288,8 +294,8 @@ class _Planner:
                 loc = f"fields.properties.fields.{key}"
                 if camel_case(key) != key:
                     self.problem(loc, f"property keys are camelCase: use {camel_case(key)!r}")
-                entries.append((loc, key, self.source(loc, "a property", spec, _SCALARS, _SCALARS)))
-        reserved = {k.casefold() for k in RESERVED_PROPERTY_KEYS}
+                entries.append((loc, key, self.source(loc, "a property", spec, accepted, accepted)))
+        reserved = set() if catalog else {k.casefold() for k in RESERVED_PROPERTY_KEYS}
         seen: dict[str, str] = {}
         for loc, key, _source in entries:
             if not key[:1].isalpha():

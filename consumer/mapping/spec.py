@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +28,10 @@ def did_you_mean(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+#: Validation context: drop unknown keys instead of reporting them.
+LENIENT = {"unknown_keys": "drop"}
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     #: A bare path (or list of paths) stands for `{path: ...}`.
@@ -34,8 +39,14 @@ class _Spec(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _known_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
-        """Unknown keys (with a suggestion) and the rest of the entry, reported together."""
+    def _known_keys(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Any], info: ValidationInfo
+    ) -> Any:
+        """Unknown keys (with a suggestion) and the rest of the entry, reported together.
+
+        With the `LENIENT` context, unknown keys are dropped without a word: the file's loader
+        uses it to check the rest of a file against the schema after reporting them.
+        """
         if cls.shorthand and isinstance(data, (str, list)):
             data = {"path": data}
         if not isinstance(data, dict):
@@ -46,7 +57,8 @@ class _Spec(BaseModel):
         if unknown := [str(key) for key in data if key not in known]:
             keys = ", ".join(f"{k!r}{did_you_mean(k, known)}" for k in unknown)
             message = f"unknown key {keys} (known: {', '.join(known)})"
-            errors.append(_error("key", message, (), data))
+            if info.context is not LENIENT:
+                errors.append(_error("key", message, (), data))
             data = {k: v for k, v in data.items() if k in known}
         path = data.get("path")
         if path is not None and not isinstance(path, (str, list)):
@@ -138,11 +150,46 @@ class FieldsSpec(_Spec):
 
 
 TrackingId = Annotated[str, Field(min_length=1, max_length=256)]
+OperationName = Literal["PutEvents", "PutItems", "PutUsers", "PutActions", "PutActionInteractions"]
+
+
+class CatalogFieldsSpec(_Spec):
+    """PutItems, PutUsers, PutActions: the entry's id (the one its operation takes) and its
+    properties."""
+
+    shorthand: ClassVar[bool] = False
+    itemId: SourceSpec | None = None
+    userId: SourceSpec | None = None
+    actionId: SourceSpec | None = None
+    properties: PropertiesSpec | None = None
+
+
+class ActionInteractionFieldsSpec(_Spec):
+    """PutActionInteractions' own names, as the API reference has them."""
+
+    shorthand: ClassVar[bool] = False
+    actionId: SourceSpec
+    userId: SourceSpec | None = None
+    sessionId: SourceSpec
+    eventId: SourceSpec | None = None
+    eventType: EventTypeSpec
+    timestamp: SentAtSpec
+    recommendationId: SourceSpec | None = None
+    impression: ImpressionSpec | None = None
+    properties: PropertiesSpec | None = None
 
 
 class TopicSpec(_Spec):
+    """What a topic feeds. Without `operation`, PutEvents with the top-level `fields`."""
+
     shorthand: ClassVar[bool] = False
-    trackingId: TrackingId
+    operation: OperationName = "PutEvents"
+    trackingId: TrackingId | None = None
+    datasetArn: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    #: The Avro schema of the topic's records (a path, relative to the mapping file): the writer
+    #: schema of schemaless records; with a registry, the shape the mapping is checked against.
+    schema_: str | None = Field(default=None, alias="schema")
+    fields: dict[str, Any] | None = None
 
 
 class MappingFileSpec(_Spec):

@@ -25,13 +25,17 @@ from typing import Any
 import botocore.session
 
 from consumer.mapping.checkers import Checker, Compiler, Out, Screen, Violation, path_of
+from consumer.records import OPERATIONS
 
 __all__ = [
+    "OPERATIONS",
     "RESERVED_PROPERTY_KEYS",
     "Violation",
     "check_property_keys",
+    "validate_entry",
     "validate_event",
     "validate_put_events",
+    "validate_request",
 ]
 
 SERVICE_NAME = "personalize-events"
@@ -76,6 +80,35 @@ def validate_event(
     return out
 
 
+def validate_request(operation: str, request: Mapping[str, Any]) -> list[Violation]:
+    """Check a whole request of any of the five operations, as AWS would."""
+    out: list[Violation] = []
+    _operation_checkers(operation)[0](request, "", "", out)
+    return out
+
+
+def validate_entry(operation: str, entry: Mapping[str, Any], path: str = "") -> list[Violation]:
+    """Check one entry (an item, a user, an action, an action interaction) of `operation`."""
+    out: list[Violation] = []
+    _operation_checkers(operation)[1](entry, path, "", out)
+    return out
+
+
+@cache
+def _operation_checkers(operation: str) -> tuple[Checker, Checker]:
+    """(request checker, entry checker) of an operation, compiled once."""
+    model = botocore.session.get_session().get_service_model(SERVICE_NAME)
+    input_shape = model.operation_model(operation).input_shape
+    member, entry_name = OPERATIONS[operation].member, OPERATIONS[operation].entry
+    compiler = Compiler(_EXTRAS)
+    request = compiler.compile(input_shape)
+    entry_shape = input_shape.members[member].member
+    wanted = {key for key in _EXTRAS if key[0] == entry_name}
+    if missing := wanted - compiler.used_extras:  # the model renamed something: say so
+        raise RuntimeError(f"personalize-events model lacks members {sorted(missing)}")
+    return request, compiler.compile(entry_shape)
+
+
 def check_property_keys(keys: Iterable[Any], path: str = "properties") -> list[Violation]:
     """Reserved keys among the keys of a `properties` object, before it is encoded."""
     out: list[Violation] = []
@@ -118,17 +151,28 @@ def _checkers() -> _Checkers:
 
 def _check_properties(value: str, parent: str, key: str | int, out: Out) -> None:
     """The model only says "string"; the service wants a JSON object without reserved keys."""
-    path = path_of(parent, key)
+    parsed = _json_object(value, path_of(parent, key), out)
+    if parsed is not None:
+        _reserved_keys(parsed, path_of(parent, key), out)
+
+
+def _check_json_object(value: str, parent: str, key: str | int, out: Out) -> None:
+    """Catalog `properties` (items, users, actions): a JSON object of the dataset's fields."""
+    _json_object(value, path_of(parent, key), out)
+
+
+def _json_object(value: str, path: str, out: Out) -> dict[str, Any] | None:
+    """`value` parsed, if it is a JSON object; otherwise why not, in `out`."""
     try:
         parsed = _JSON_DECODER.decode(value)
     except ValueError:
         out.append(Violation(path, "json_object", f"{path}: must be a JSON-encoded object"))
-        return
+        return None
     if not isinstance(parsed, dict):
         msg = f"{path}: must be a JSON object, not an array or scalar"
         out.append(Violation(path, "json_object", msg))
-        return
-    _reserved_keys(parsed, path, out)
+        return None
+    return parsed
 
 
 def _reserved_keys(keys: Iterable[Any], path: str, out: Out) -> None:
@@ -163,3 +207,15 @@ def _check_sent_at(value: datetime | float, parent: str, key: str | int, out: Ou
     elif seconds > time.time() + SENT_AT_MAX_AHEAD_S:
         msg = f"{path}: must not be more than 24 h in the future (epoch seconds, not milliseconds)"
         out.append(Violation(path, "sent_at_range", msg))
+
+
+#: The documented rules the model does not carry, per (structure, member).
+_EXTRAS: dict[tuple[str, str], Checker] = {
+    ("Event", "properties"): _check_properties,
+    ("Event", "sentAt"): _check_sent_at,
+    ("ActionInteraction", "properties"): _check_properties,
+    ("ActionInteraction", "timestamp"): _check_sent_at,
+    ("Item", "properties"): _check_json_object,
+    ("User", "properties"): _check_json_object,
+    ("Action", "properties"): _check_json_object,
+}

@@ -44,6 +44,19 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class RetryingIsInfo(logging.Filter):
+    """librdkafka warns when a broker that is still loading its coordinators answers "load in
+    progress", then retries on its own: the normal first seconds of a fresh broker, not something
+    to act on. Such lines are INFO, and pass only where INFO is shown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno == logging.WARNING and "load in progress: retrying" in message:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -67,4 +80,4 @@ def configure_logging(level: str = "INFO") -> None:
     for noisy in ("botocore", "urllib3", "boto3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     librdkafka = logging.getLogger("librdkafka")
-    librdkafka.filters[:] = [RepeatFilter()]
+    librdkafka.filters[:] = [RetryingIsInfo(), RepeatFilter()]

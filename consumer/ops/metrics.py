@@ -25,7 +25,12 @@ class Metrics:
         self.consumed = Counter(
             f"{NS}_records_consumed", "Records consumed.", ["topic"], registry=r
         )
-        self.sent = Counter(f"{NS}_events_sent", "Events accepted by PutEvents.", registry=r)
+        self.sent = Counter(
+            f"{NS}_events_sent",
+            "Entries accepted (events, items, users, actions, action interactions).",
+            ["operation"],
+            registry=r,
+        )
         self.dead_lettered = Counter(
             f"{NS}_records_dead_lettered",
             "Records on the dead-letter topic (acknowledged), by failed stage.",
@@ -35,10 +40,17 @@ class Metrics:
         self.filtered = Counter(
             f"{NS}_records_filtered", "Records deliberately skipped by the mapping.", registry=r
         )
+        self.skipped = Counter(
+            f"{NS}_records_skipped",
+            "Catalog records done without a call: tombstone (no delete in the API), superseded "
+            "(a later record of the same call updates the same id).",
+            ["reason"],
+            registry=r,
+        )
         self.calls = Counter(
             f"{NS}_put_events_calls",
-            "PutEvents attempts by outcome: accepted, invalid_input, throttled, transient, fatal.",
-            ["outcome"],
+            "Calls by operation and outcome: accepted, invalid_input, throttled, transient, fatal.",
+            ["outcome", "operation"],
             registry=r,
         )
         self.call_seconds = Histogram(
@@ -49,11 +61,14 @@ class Metrics:
         )
         self.events_per_call = Histogram(
             f"{NS}_events_per_call",
-            "Events in each accepted PutEvents call (10 is full).",
+            "Entries in each accepted call (10 is full), per operation.",
+            ["operation"],
             buckets=tuple(range(1, 11)),
             registry=r,
         )
-        self.retries = Counter(f"{NS}_put_events_retries", "PutEvents retries.", registry=r)
+        self.retries = Counter(
+            f"{NS}_put_events_retries", "Call retries, per operation.", ["operation"], registry=r
+        )
         self.in_flight = Gauge(f"{NS}_in_flight_calls", "PutEvents calls in flight.", registry=r)
         self.in_flight_limit = Gauge(
             f"{NS}_in_flight_limit", "Adaptive limit on calls in flight.", registry=r
@@ -83,7 +98,13 @@ class Metrics:
         )
 
     def value(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
+        """A sample's value, summed over the labels not given (operations, say)."""
+        return sum(
+            s.value
+            for metric in self.registry.collect()
+            for s in metric.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     def total(self, name: str) -> float:
         """Sum of a counter over all its label values."""
@@ -103,6 +124,17 @@ class Metrics:
         )
         for topic, detail in stats.get("topics", {}).items():
             for partition, p in detail.get("partitions", {}).items():
-                lag = p.get("consumer_lag", -1)
-                if partition != "-1" and lag >= 0:
+                if partition != "-1" and (lag := _lag(p)) is not None:
                     self.lag.labels(topic, partition).set(lag)
+
+
+def _lag(partition: dict[str, Any]) -> int | None:
+    """Records between the committed offset and the end; librdkafka says -1 (unknown) while
+    nothing is committed, which for an assigned partition is everything there: 0 when empty."""
+    lag = int(partition.get("consumer_lag", -1))
+    if lag >= 0:
+        return lag
+    high, low = int(partition.get("hi_offset", -1)), int(partition.get("lo_offset", -1))
+    if partition.get("desired") and high >= 0 and partition.get("committed_offset", -1) < 0:
+        return max(0, high - max(low, 0))
+    return None

@@ -18,6 +18,9 @@ class RunSummary:
     throttles: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     committed: dict[TP, int] = field(default_factory=dict)
+    #: Catalog records done without a call, by reason: tombstone, superseded.
+    skipped: Counter[str] = field(default_factory=Counter)
+    replay: bool = False  # a replay leaves what still fails where it is: not dead-lettered again
 
     @classmethod
     def of(cls, metrics: Metrics, committed: dict[TP, int]) -> RunSummary:
@@ -34,6 +37,13 @@ class RunSummary:
             throttles=int(metrics.value(f"{NS}_put_events_calls_total", outcome="throttled")),
             dead_lettered=Counter(stages),
             committed=dict(committed),
+            skipped=Counter(
+                {
+                    reason: int(v)
+                    for reason in ("superseded", "tombstone")
+                    if (v := metrics.value(f"{NS}_records_skipped_total", reason=reason))
+                }
+            ),
         )
 
     def line(self) -> str:
@@ -41,7 +51,9 @@ class RunSummary:
         return (
             f"consumed={self.consumed} sent={self.sent_events} calls={self.calls} "
             f"retries={self.retries} throttled={self.throttles} "
-            f"dead_lettered={sum(self.dead_lettered.values())} ({by_stage}) "
+            f"{'still_failing' if self.replay else 'dead_lettered'}="
+            f"{sum(self.dead_lettered.values())} ({by_stage}) "
             f"committed_offsets={sum(self.committed.values())} "
             f"over {len(self.committed)} partitions"
+            + "".join(f" {k}={v}" for k, v in sorted(self.skipped.items()))
         )

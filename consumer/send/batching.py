@@ -1,4 +1,5 @@
-"""Events to PutEvents calls: one call carries up to 10 events of one session, in offset order.
+"""Entries to calls: one call carries up to 10 entries of one key, in offset order. For PutEvents
+the key is a session; for the other operations, a target (dataset or tracker) and a partition.
 
 Full calls matter more than anything else for throughput: a dataset group's quota is counted in
 calls, not events. So a session's events wait until it has 10, or until its oldest has waited
@@ -8,10 +9,10 @@ calls, not events. So a session's events wait until it has 10, or until its olde
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from consumer.records import TP, MappedEvent, SessionKey
+from consumer.records import OPERATIONS, TP, MappedEvent, SessionKey
 
 MAX_EVENTS_PER_CALL = 10
 
@@ -22,20 +23,48 @@ def _tp(event: MappedEvent) -> TP:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One PutEvents request's worth of events."""
+    """One request's worth of entries (PutEvents events, items, users, ...), of one key."""
 
     session: SessionKey
     events: tuple[MappedEvent, ...]
+    #: Catalog entries left out because a later one in this call updates the same id, each
+    #: with the one that supersedes it: done when it is, never sent.
+    superseded: tuple[tuple[MappedEvent, MappedEvent], ...] = ()
 
     def request(self) -> dict[str, object]:
+        return request_of(self.session, self.events)
+
+
+def request_of(key: SessionKey, events: Sequence[MappedEvent]) -> dict[str, object]:
+    """The request of `key`'s operation carrying `events`, in boto3's parameter form."""
+    if key.operation == "PutEvents":
         params: dict[str, object] = {
-            "trackingId": self.session.tracking_id,
-            "sessionId": self.session.session_id,
-            "eventList": [m.event for m in self.events],
+            "trackingId": key.tracking_id,
+            "sessionId": key.session_id,
+            "eventList": [m.event for m in events],
         }
-        if self.session.user_id is not None:
-            params["userId"] = self.session.user_id
+        if key.user_id is not None:
+            params["userId"] = key.user_id
         return params
+    operation = OPERATIONS[key.operation]
+    return {operation.target: key.tracking_id, operation.member: [m.event for m in events]}
+
+
+def latest_only(
+    key_field: str, events: tuple[MappedEvent, ...]
+) -> tuple[tuple[MappedEvent, ...], tuple[tuple[MappedEvent, MappedEvent], ...]]:
+    """The events of a call with only the last (in offset order) of each id, and the others
+    paired with the one that supersedes them: a compacted topic's older value is never sent."""
+    last: dict[object, MappedEvent] = {}
+    for event in events:
+        last[event.event.get(key_field)] = event
+    if len(last) == len(events):
+        return events, ()
+    kept = tuple(e for e in events if last[e.event.get(key_field)] is e)
+    superseded = tuple(
+        (e, last[e.event.get(key_field)]) for e in events if last[e.event.get(key_field)] is not e
+    )
+    return kept, superseded
 
 
 class SessionBatcher:
@@ -151,4 +180,9 @@ class SessionBatcher:
         self._full.pop(session, None)
         self._again.pop(session, None)
         self._in_flight.add(session)
+        if session.operation != "PutEvents":
+            key_field = OPERATIONS[session.operation].key
+            if key_field is not None:
+                kept, superseded = latest_only(key_field, events)
+                return Call(session, kept, superseded)
         return Call(session, events)

@@ -85,7 +85,7 @@ class CrtClient:
         self._signer = SigV4(endpoint.url, endpoint.region, endpoint.signing_name)
         self._idle: list[http.HttpClientConnection] = []
         self._open = 0  # connections open or opening
-        self._waiting: deque[tuple[bytes, Any]] = deque()
+        self._waiting: deque[tuple[bytes, Any, str]] = deque()  # (body, tag, path)
         self._exchanges: set[_Exchange] = set()
         self._closed = False
 
@@ -94,12 +94,13 @@ class CrtClient:
         """Calls started or waiting for a connection."""
         return len(self._exchanges) + len(self._waiting)
 
-    def send(self, body: bytes, tag: Any) -> None:
-        """Start a call; its `Answer` (carrying `tag`) comes out of `drain`."""
+    def send(self, body: bytes, tag: Any, operation: str = "PutEvents") -> None:
+        """Start a call of `operation`; its `Answer` (carrying `tag`) comes out of `drain`."""
+        path = self._endpoint.paths.get(operation, self._endpoint.path)
         if self._idle:
-            self._start(self._idle.pop(), body, tag)
+            self._start(self._idle.pop(), body, tag, path)
             return
-        self._waiting.append((body, tag))
+        self._waiting.append((body, tag, path))
         if self._open < self._max:
             self._connect()
 
@@ -162,7 +163,7 @@ class CrtClient:
             return
         self._open -= 1
         if self._waiting:  # this call waited for the connection that failed: it failed
-            _body, tag = self._waiting.popleft()
+            _body, tag, _path = self._waiting.popleft()
             answers.append(Answer(tag, error=f"cannot connect: {_crt_error(exc)}"))
         if self._waiting and self._open < self._max:
             self._connect()
@@ -177,15 +178,17 @@ class CrtClient:
                 self._connect()
             return
         if self._waiting:
-            body, tag = self._waiting.popleft()
-            self._start(conn, body, tag)
+            body, tag, path = self._waiting.popleft()
+            self._start(conn, body, tag, path)
         else:
             self._idle.append(conn)
 
     # -- one call ---------------------------------------------------------------------------
 
-    def _start(self, conn: http.HttpClientConnection, body: bytes, tag: Any) -> None:
-        request = signed_request(self._endpoint, self._signer, self._credentials, body, time.time())
+    def _start(self, conn: http.HttpClientConnection, body: bytes, tag: Any, path: str) -> None:
+        request = signed_request(
+            self._endpoint, self._signer, self._credentials, body, time.time(), path
+        )
         exchange = _Exchange(tag, conn, time.monotonic() + self._endpoint.read_timeout_s)
         self._exchanges.add(exchange)
         stream = conn.request(request, exchange.on_response, exchange.on_body)
@@ -215,9 +218,14 @@ class CrtClient:
 
 
 def signed_request(
-    endpoint: Endpoint, signer: SigV4, credentials: Any, body: bytes, now: float
+    endpoint: Endpoint,
+    signer: SigV4,
+    credentials: Any,
+    body: bytes,
+    now: float,
+    path: str | None = None,
 ) -> http.HttpRequest:
-    """The PutEvents request for `body`, SigV4-signed as of `now` (epoch seconds).
+    """The request for `body` to `path` (PutEvents' by default), SigV4-signed as of `now`.
 
     `credentials` is botocore's: its frozen copy is taken per call, so a refresh (IRSA, instance
     roles) is picked up as botocore picks it up.
@@ -225,12 +233,11 @@ def signed_request(
     frozen = credentials.get_frozen_credentials() if credentials is not None else None
     if frozen is None:
         raise RuntimeError("no AWS credentials found in the default chain")
-    headers = signer.headers(body, frozen.access_key, frozen.secret_key, frozen.token, now)
+    path = path or endpoint.path
+    headers = signer.headers(body, frozen.access_key, frozen.secret_key, frozen.token, now, path)
     headers["Content-Length"] = str(len(body))
     headers["User-Agent"] = _USER_AGENT
-    return http.HttpRequest(
-        "POST", endpoint.path, http.HttpHeaders(list(headers.items())), io.BytesIO(body)
-    )
+    return http.HttpRequest("POST", path, http.HttpHeaders(list(headers.items())), io.BytesIO(body))
 
 
 def _tls_context(endpoint: Endpoint) -> crt_io.ClientTlsContext:

@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, wait_random_exponential
 from consumer.errors import AwsRefused, FatalError
 from consumer.ops.metrics import Metrics
 from consumer.records import TP, Failure, MappedEvent, Stage
-from consumer.send.batching import Call
+from consumer.send.batching import Call, request_of
 from consumer.send.crt import Answer
 from consumer.send.flow import AdaptiveLimit, RateLimiter
 from consumer.send.outcomes import THROTTLING_CODES, ErrorKind, classify, fatal_message, outcome
@@ -35,11 +35,14 @@ from consumer.send.wire import encode_request
 
 log = logging.getLogger(__name__)
 
+#: How soon a call waits to try again when its dataset has its adaptive limit of calls out.
+_TARGET_BUSY_S = 0.05
+
 
 class Client(Protocol):
     """What puts calls on the wire (`crt.CrtClient`)."""
 
-    def send(self, body: bytes, tag: Any) -> None: ...
+    def send(self, body: bytes, tag: Any, operation: str = "PutEvents") -> None: ...
     def drain(self, timeout_s: float) -> list[Answer]: ...
     def close(self) -> None: ...
 
@@ -56,6 +59,8 @@ class SendResult:
     rejected: list[tuple[MappedEvent, Failure]] = field(default_factory=list)
     #: Left unsent because the call was cancelled (revoke, shutdown); not done, not committed.
     unsent: list[MappedEvent] = field(default_factory=list)
+    #: Catalog entries a later one of the call updated: done with it, never sent.
+    superseded: list[MappedEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,15 @@ class Delivery:
         rate: RateLimiter,
         metrics: Metrics,
         max_backoff_s: float = 5.0,
+        rates: Mapping[str, RateLimiter] | None = None,
     ) -> None:
         self._client, self._errors = client, errors
         self._limit, self._rate, self._metrics = limit, rate, metrics
+        #: The other operations' own caps (their quotas are per operation and dataset), and an
+        #: adaptive limit per (operation, target): one throttled dataset slows only itself.
+        self._rates = dict(rates or {})
+        self._limits: dict[tuple[str, str], AdaptiveLimit] = {}
+        self._sending: dict[tuple[str, str], int] = {}
         self._retrying = Retrying()
         self._wait = wait_random_exponential(multiplier=0.1, max=max_backoff_s)  # full jitter
         self._flights: dict[int, _Flight] = {}
@@ -165,34 +176,48 @@ class Delivery:
         if flight.cancelled:
             self._finish(flight)
             return
-        wait = self._rate.reserve()
+        session = flight.call.session
+        operation = session.operation
+        if operation == "PutEvents":
+            wait = self._rate.reserve()
+        else:
+            target = (operation, session.tracking_id)
+            if self._sending.get(target, 0) >= self._target_limit(target).limit:
+                self._later(flight, _TARGET_BUSY_S)
+                return
+            wait = self._rates[operation].reserve() if operation in self._rates else 0.0
         if wait > 0:
             self._later(flight, wait)
             return
         part = flight.parts[0]
-        session = flight.call.session
-        request: dict[str, object] = {
-            "trackingId": session.tracking_id,
-            "sessionId": session.session_id,
-            "eventList": [m.event for m in part],
-        }
-        if session.user_id is not None:
-            request["userId"] = session.user_id
+        request = request_of(session, part)
         flight.started, flight.sending = time.monotonic(), True
+        if operation != "PutEvents":
+            self._sending[target] = self._sending.get(target, 0) + 1
         try:
-            self._client.send(encode_request(request), flight)
+            self._client.send(encode_request(request), flight, operation)
         except Exception as exc:  # signing: no credentials anywhere in the chain
             flight.sending = False
-            self._refused(flight, AwsRefused(fatal_message(NoCredentialsError()) + f" ({exc})"))
+            if operation != "PutEvents":
+                self._sending[target] -= 1
+            refused = fatal_message(NoCredentialsError(), operation) + f" ({exc})"
+            self._refused(flight, AwsRefused(refused))
 
     def _answered(self, flight: _Flight, answer: Answer) -> None:
         flight.sending = False
         self._metrics.call_seconds.observe(time.monotonic() - flight.started)
         part = flight.parts[0]
+        session = flight.call.session
+        operation = session.operation
+        limit = self._limit
+        if operation != "PutEvents":
+            target = (operation, session.tracking_id)
+            self._sending[target] -= 1
+            limit = self._target_limit(target)
         if 200 <= answer.status < 300:
-            self._metrics.calls.labels("accepted").inc()
-            self._metrics.events_per_call.observe(len(part))
-            self._limit.on_success()
+            self._metrics.calls.labels("accepted", operation).inc()
+            self._metrics.events_per_call.labels(operation).observe(len(part))
+            limit.on_success()
             flight.result.accepted.extend(part)
             flight.parts.popleft()
             flight.retry = None
@@ -200,15 +225,15 @@ class Delivery:
             return
         exc = None if answer.error else self._errors(answer.status, answer.headers, answer.body)
         kind = ErrorKind.TRANSIENT if exc is None else classify(exc)
-        self._metrics.calls.labels("transient" if exc is None else outcome(exc)).inc()
+        self._metrics.calls.labels("transient" if exc is None else outcome(exc), operation).inc()
         if kind is ErrorKind.FATAL:
             assert exc is not None
-            self._refused(flight, AwsRefused(fatal_message(exc)))
+            self._refused(flight, AwsRefused(fatal_message(exc, operation)))
         elif kind is ErrorKind.BAD_DATA:
             assert isinstance(exc, ClientError)
             flight.parts.popleft()
             if len(part) == 1:
-                reason = exc.response.get("Error", {}).get("Message", "rejected by PutEvents")
+                reason = exc.response.get("Error", {}).get("Message", f"rejected by {operation}")
                 code = exc.response.get("Error", {}).get("Code", "InvalidInputException")
                 flight.result.rejected.append((part[0], Failure(Stage.PUT_EVENTS, code, reason)))
             else:
@@ -218,18 +243,27 @@ class Delivery:
         elif flight.cancelled:
             self._finish(flight)
         else:
-            self._retry(flight, answer.error or _code(exc))
+            self._retry(flight, answer.error or _code(exc), limit)
 
-    def _retry(self, flight: _Flight, error: str) -> None:
-        self._metrics.retries.inc()
+    def _target_limit(self, target: tuple[str, str]) -> AdaptiveLimit:
+        found = self._limits.get(target)
+        if found is None:
+            found = self._limits[target] = AdaptiveLimit(self._limit.maximum)
+        return found
+
+    def _retry(self, flight: _Flight, error: str, limit: AdaptiveLimit) -> None:
+        operation = flight.call.session.operation
+        self._metrics.retries.labels(operation).inc()
         if error in THROTTLING_CODES:
-            self._limit.on_throttle()
+            limit.on_throttle()
         if flight.retry is None:
             flight.retry = RetryCallState(self._retrying, None, (), {})
         delay = self._wait(flight.retry)
         log.warning(
-            "PutEvents transient error, retrying",
+            "%s transient error, retrying",
+            operation,
             extra={
+                "operation": operation,
                 "error": error,
                 "attempt": flight.retry.attempt_number,
                 "retry_in_s": round(delay, 3),
@@ -248,6 +282,10 @@ class Delivery:
         """Done: what was not accepted or rejected is unsent (cancelled)."""
         result = flight.result
         result.unsent = [m for part in flight.parts for m in part]
+        if flight.call.superseded:
+            unsent = {id(m) for m in result.unsent}
+            for older, newer in flight.call.superseded:
+                (result.unsent if id(newer) in unsent else result.superseded).append(older)
         flight.parts.clear()
         flight.done = True
         self._finished.append(Completion(flight.call, result))

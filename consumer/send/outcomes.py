@@ -80,16 +80,22 @@ def outcome(exc: BaseException) -> str:
     return "fatal"
 
 
-def fatal_message(exc: BaseException) -> str:
+def fatal_message(exc: BaseException, operation: str = "PutEvents") -> str:
     code = error_code(exc)
+    on_dataset = operation in ("PutItems", "PutUsers", "PutActions")
     hints = {
-        "AccessDeniedException": "grant personalize:PutEvents on the event tracker to this role",
+        "AccessDeniedException": (
+            f"grant personalize:{operation} on the "
+            f"{'dataset' if on_dataset else 'event tracker'} to this role"
+        ),
         "UnrecognizedClientException": "the AWS credentials are not valid",
         "InvalidSignatureException": "the AWS secret key or clock is wrong",
         "ExpiredTokenException": "the AWS session token expired",
         "ResourceNotFoundException": (
-            "no such event tracker: PERSONALIZE_TRACKING_ID (or the mapping file's trackingId) "
-            "or AWS_REGION is wrong"
+            "no such dataset: the mapping file's datasetArn is wrong"
+            if on_dataset
+            else "no such event tracker: PERSONALIZE_TRACKING_ID (or the mapping file's "
+            "trackingId) or AWS_REGION is wrong"
         ),
         "NoCredentialsError": "no AWS credentials found in the default chain",
     }
@@ -97,4 +103,4 @@ def fatal_message(exc: BaseException) -> str:
     message = (
         exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else ""
     )
-    return f"PutEvents refused with {code}: {hint}" + (f" ({message})" if message else "")
+    return f"{operation} refused with {code}: {hint}" + (f" ({message})" if message else "")

@@ -28,14 +28,22 @@ class SigV4:
         parts = urlsplit(url)
         self.host = _host(parts.scheme, parts.hostname or "", parts.port)
         self._path = quote(parts.path or "/", safe="/~")
+        self._quoted: dict[str, str] = {}  # other operations' paths, quoted once
         self._region, self._service = region, service
         self._key_for: tuple[str, str] | None = None  # (secret, date) of `_key`
         self._key = b""
 
     def headers(
-        self, body: bytes, access_key: str, secret_key: str, token: str | None, now: float
+        self,
+        body: bytes,
+        access_key: str,
+        secret_key: str,
+        token: str | None,
+        now: float,
+        path: str | None = None,
     ) -> dict[str, str]:
-        """The headers that sign `body`: Host, Content-Type, X-Amz-Date, Authorization (+ token)."""
+        """The headers that sign `body` (to `path`, else the URL's): Host, Content-Type,
+        X-Amz-Date, Authorization (+ token)."""
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
         date = amz_date[:8]
         headers = {"Content-Type": "application/json", "Host": self.host, "X-Amz-Date": amz_date}
@@ -45,7 +53,10 @@ class SigV4:
             headers["X-Amz-Security-Token"] = token
             canonical += f"x-amz-security-token:{token}\n"
             signed += ";x-amz-security-token"
-        request = f"POST\n{self._path}\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
+        canonical_path = self._path if path is None else quote(path, safe="/~")
+        request = (
+            f"POST\n{canonical_path}\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
+        )
         scope = f"{date}/{self._region}/{self._service}/aws4_request"
         digest = hashlib.sha256(request.encode()).hexdigest()
         to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import calendar
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 from botocore.utils import get_environ_proxies
+
+from consumer.records import OPERATIONS
 
 OPERATION = "PutEvents"
 CONNECT_TIMEOUT_S = 5.0
@@ -41,6 +44,8 @@ class Endpoint:
     proxy: str | None  # the proxy URL for this endpoint, or None (none set, or NO_PROXY matched)
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     read_timeout_s: float = READ_TIMEOUT_S
+    #: Each operation's path (PutItems: .../items); `url` is PutEvents'.
+    paths: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def tls(self) -> bool:
@@ -78,6 +83,12 @@ class Boto3Config:
         if operation.http["method"] != "POST" or "?" in operation.http["requestUri"]:
             raise RuntimeError("the PutEvents model changed shape: this client can't send it")
         url = meta.endpoint_url.rstrip("/") + operation.http["requestUri"]
+        paths = {}
+        for name in OPERATIONS:
+            http = meta.service_model.operation_model(name).http
+            if http["method"] != "POST" or "?" in http["requestUri"]:
+                raise RuntimeError(f"the {name} model changed shape: this client can't send it")
+            paths[name] = urlsplit(meta.endpoint_url.rstrip("/") + http["requestUri"]).path
         proxies = get_environ_proxies(url)
         self.endpoint = Endpoint(
             url=url,
@@ -85,6 +96,7 @@ class Boto3Config:
             signing_name=meta.service_model.signing_name,
             ca_bundle=session.get_config_variable("ca_bundle"),
             proxy=proxies.get(urlsplit(url).scheme),
+            paths=paths,
         )
         self.credentials = session.get_credentials()
         self._output_shape = operation.output_shape

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -47,6 +48,32 @@ def to_record(message: Message, epoch: int = 0) -> SourceRecord:
         timestamp if timestamp > 0 else None,
         epoch,
     )
+
+
+def records_left(
+    config: dict[str, Any], topics: Iterable[str], timeout_s: float = 10.0
+) -> int | None:
+    """Records past the committed offsets of `config`'s group on every partition of `topics`:
+    what an `--until-caught-up` run has ahead of it (the whole group's, shown by its progress
+    bar). None when the cluster doesn't say in time: the bar then shows no total."""
+    reader = Consumer(config | {"enable.auto.commit": False})
+    from_end = config.get("auto.offset.reset") == "latest"
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in reader.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+        ]
+        left = 0
+        for tp in reader.committed(tps, timeout=timeout_s):
+            low, high = reader.get_watermark_offsets(tp, timeout=timeout_s)
+            start = tp.offset if tp.offset >= 0 else (high if from_end else low)
+            left += max(0, high - max(start, low))
+        return left
+    except (KafkaException, KeyError):
+        return None
+    finally:
+        reader.close()
 
 
 class KafkaSource:

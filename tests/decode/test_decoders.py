@@ -41,11 +41,16 @@ def test_empty_value_is_a_decode_failure() -> None:
     assert DECODER.decode(None) == failure
 
 
-def test_truncated_record_is_a_decode_failure() -> None:
+def test_truncated_record_is_a_decode_failure_whose_reason_reads_as_a_sentence() -> None:
     data = ENCODER.encode(next(interactions(1)))
-    failure = DECODER.decode(data[: len(data) // 2])
+    half = len(data) // 2
+    failure = DECODER.decode(data[:half])
     assert isinstance(failure, Failure)
     assert failure.stage is Stage.DECODE
+    assert failure.reason == (
+        f"value is not valid Avro: the {half}-byte value ends before the record does: it is cut "
+        "short, or was not written with this schema"
+    )
 
 
 def test_trailing_bytes_are_a_decode_failure() -> None:

@@ -1,9 +1,10 @@
 """Structural JSON schemas for the custom resources the chart renders.
 
-kubernetes-validate ships only the built-in kinds, so ServiceMonitor, ScaledObject and
-TriggerAuthentication are checked against these: the fields their CRDs require, the types their
-controllers read (KEDA trigger metadata is a map of *strings*), and no unknown top-level spec fields
-(a typo there is silently ignored by the API server's pruning, then by the controller).
+kubernetes-validate ships only the built-in kinds, so ServiceMonitor, PrometheusRule, ScaledObject,
+TriggerAuthentication and Strimzi's KafkaTopic are checked against these: the fields their CRDs
+require, the types their controllers read (KEDA trigger metadata is a map of *strings*), and no
+unknown top-level spec fields (a typo there is silently ignored by the API server's pruning, then
+by the controller).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ _REF: dict[str, Any] = {
 }
 
 
-def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _resource(
+    api_version: str, kind: str, spec: dict[str, Any], metadata: dict[str, Any] = _METADATA
+) -> dict[str, Any]:
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "type": "object",
@@ -44,7 +47,7 @@ def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, An
         "properties": {
             "apiVersion": {"const": api_version},
             "kind": {"const": kind},
-            "metadata": _METADATA,
+            "metadata": metadata,
             "spec": spec,
         },
     }
@@ -208,10 +211,104 @@ TRIGGER_AUTHENTICATION = _resource(
     },
 )
 
+#: Prometheus' duration, as the Prometheus Operator's CRD spells it (`for`, `keep_firing_for`).
+_DURATION = (
+    "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
+
+PROMETHEUS_RULE = _resource(
+    "monitoring.coreos.com/v1",
+    "PrometheusRule",
+    {
+        "type": "object",
+        "required": ["groups"],
+        "additionalProperties": False,
+        "properties": {
+            "groups": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "rules"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "interval": {"type": "string", "pattern": _DURATION},
+                        "limit": {"type": "integer"},
+                        "partial_response_strategy": {"type": "string"},
+                        "labels": _STRING_MAP,
+                        "rules": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "required": ["expr"],
+                                "additionalProperties": False,
+                                # an alerting rule or a recording rule, never both
+                                "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                "properties": {
+                                    "alert": {
+                                        "type": "string",
+                                        "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+                                    },
+                                    "record": {
+                                        "type": "string",
+                                        "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+                                    },
+                                    "expr": {"type": ["string", "integer"], "minLength": 1},
+                                    "for": {"type": "string", "pattern": _DURATION},
+                                    "keep_firing_for": {"type": "string", "pattern": _DURATION},
+                                    "labels": _STRING_MAP,
+                                    "annotations": _STRING_MAP,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+)
+
+#: Strimzi's KafkaTopic: the resource name is a DNS subdomain (dots allowed), and the Topic Operator
+#: only reconciles topics labelled with the cluster they belong to.
+KAFKA_TOPIC = _resource(
+    "kafka.strimzi.io/v1beta2",
+    "KafkaTopic",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "topicName": {"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,249}$"},
+            "partitions": {"type": "integer", "minimum": 1},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+            "config": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
+            },
+        },
+    },
+    metadata={
+        **_METADATA,
+        "required": ["name", "labels"],
+        "properties": {
+            **_METADATA["properties"],
+            "name": {
+                "type": "string",
+                "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+                "maxLength": 253,
+            },
+            "labels": {**_STRING_MAP, "required": ["strimzi.io/cluster"]},
+        },
+    },
+)
+
 SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATION,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"): KAFKA_TOPIC,
 }
 
 

@@ -25,12 +25,20 @@ CONFIG_ENV = {
     "deadLetterTopic": "DEAD_LETTER_TOPIC",
     "personalizeTrackingId": "PERSONALIZE_TRACKING_ID",
     "avroSchemaFile": "AVRO_SCHEMA_FILE",
+    "avroReaderSchemaFile": "AVRO_READER_SCHEMA_FILE",
+    "mappingFile": "MAPPING_FILE",
+    "schemaRegistryUrl": "SCHEMA_REGISTRY_URL",
     "kafkaAutoOffsetReset": "KAFKA_AUTO_OFFSET_RESET",
+    "kafkaStartupTimeoutS": "KAFKA_STARTUP_TIMEOUT_S",
     "awsRegion": "AWS_REGION",
     "awsEndpointUrlPersonalizeEvents": "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS",
     "batchLingerMs": "BATCH_LINGER_MS",
     "maxInFlightCalls": "MAX_IN_FLIGHT_CALLS",
     "maxCallsPerSecond": "MAX_CALLS_PER_SECOND",
+    "putItemsCallsPerSecond": "PUT_ITEMS_CALLS_PER_SECOND",
+    "putUsersCallsPerSecond": "PUT_USERS_CALLS_PER_SECOND",
+    "putActionsCallsPerSecond": "PUT_ACTIONS_CALLS_PER_SECOND",
+    "putActionInteractionsCallsPerSecond": "PUT_ACTION_INTERACTIONS_CALLS_PER_SECOND",
     "maxBufferedRecords": "MAX_BUFFERED_RECORDS",
     "commitIntervalMs": "COMMIT_INTERVAL_MS",
     "shutdownTimeoutS": "SHUTDOWN_TIMEOUT_S",
@@ -38,6 +46,7 @@ CONFIG_ENV = {
     "maxPollIntervalMs": "MAX_POLL_INTERVAL_MS",
     "logLevel": "LOG_LEVEL",
     "metricsPort": "METRICS_PORT",
+    "settingsFile": "SETTINGS_FILE",
 }
 KAFKA_SECURITY_ENV = {
     "KAFKA_SECURITY_PROTOCOL",
@@ -48,8 +57,9 @@ KAFKA_SECURITY_ENV = {
     "KAFKA_SSL_CERTIFICATE_LOCATION",
     "KAFKA_SSL_KEY_LOCATION",
     "KAFKA_MSK_IAM",
+    "KAFKA_MSK_IAM_REGION",
 }
-SECRET_ENV = {"KAFKA_SASL_PASSWORD"}
+SECRET_ENV = {"KAFKA_SASL_PASSWORD", "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"}
 
 
 def _env_value(value: Any) -> str:
@@ -69,12 +79,20 @@ def expected_env(values: dict[str, Any]) -> dict[str, str]:
         if value not in ("", None)
     }
     schemas = values["schemas"]
-    if schemas["files"]:
-        file = schemas["file"] or next(iter(schemas["files"]))
-        env["AVRO_SCHEMA_FILE"] = f"{schemas['mountPath']}/{file}"
+    if schemas["files"] or schemas["mapping"] or schemas["existingConfigMap"]:
+        writers = [f for f in schemas["files"] if f != schemas["readerFile"]]
+        mounted = {
+            "AVRO_SCHEMA_FILE": schemas["file"] or (writers[0] if len(writers) == 1 else ""),
+            "AVRO_READER_SCHEMA_FILE": schemas["readerFile"],
+            "MAPPING_FILE": schemas["mappingFile"]
+            or ("mapping.yaml" if schemas["mapping"] else ""),
+        }
+        env.update({k: f"{schemas['mountPath']}/{f}" for k, f in mounted.items() if f})
     kafka = values["kafka"]
     msk = kafka["mskIam"]["enabled"]
     env["KAFKA_MSK_IAM"] = "true" if msk else "false"
+    if msk and kafka["mskIam"]["region"]:
+        env["KAFKA_MSK_IAM_REGION"] = kafka["mskIam"]["region"]
     protocol = kafka["securityProtocol"] or ("SASL_SSL" if msk else "PLAINTEXT")
     env["KAFKA_SECURITY_PROTOCOL"] = protocol
     if protocol.startswith("SASL_"):
@@ -89,6 +107,10 @@ def expected_env(values: dict[str, Any]) -> dict[str, str]:
     if tls["existingSecret"] and tls["certKey"]:
         env["KAFKA_SSL_CERTIFICATE_LOCATION"] = f"{tls['mountPath']}/{tls['certKey']}"
         env["KAFKA_SSL_KEY_LOCATION"] = f"{tls['mountPath']}/{tls['keyKey']}"
+    if values["schemaRegistry"]["basicAuth"]["userInfo"]:
+        env["SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"] = values["schemaRegistry"]["basicAuth"][
+            "userInfo"
+        ]
     env.update({k: str(v) for k, v in values["secretEnv"].items()})
     env.update({e["name"]: e["value"] for e in values["extraEnv"] if "value" in e})
     return env
@@ -134,11 +156,12 @@ def test_secret_values_only_in_the_secret(rendered_sets: dict[str, Rendered]) ->
     rendered = rendered_sets["tls-scram"]
     secrets = {
         rendered.values["kafka"]["sasl"]["password"],
+        rendered.values["schemaRegistry"]["basicAuth"]["userInfo"],
         *rendered.values["secretEnv"].values(),
     }
     secret = rendered.one("Secret")
     assert secrets <= set(decode_secret(secret).values())
-    assert set(decode_secret(secret)) == {"KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"}
+    assert set(decode_secret(secret)) == SECRET_ENV | {"KAFKA_SSL_KEY_PASSWORD"}
     assert "stringData" not in secret  # base64 only: no clear text in the rendered release
     for manifest in rendered.manifests:
         text = json.dumps(manifest)

@@ -9,12 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.chart_support import VALUE_SETS, helm_fails
-from tests.deploy.crds import is_custom, validate_custom
+from tests.deploy.chart_support import K8S_VERSIONS, VALUE_SETS, assert_valid_objects, helm_fails
+from tests.deploy.crds import validate_custom
 from tests.deploy.support import (
     CHART,
     NAMESPACE,
@@ -24,10 +23,6 @@ from tests.deploy.support import (
     run_helm,
     values_args,
 )
-
-#: The chart's kubeVersion floor and a recent release.
-K8S_VERSIONS = ("1.29.0", "1.37.0")
-
 
 # ------------------------------------------------------------------------------------ validity
 
@@ -39,24 +34,19 @@ def test_helm_lint_strict(helm: str, name: str) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
+def value_namespaces(values: dict[str, Any]) -> frozenset[str]:
+    """Namespaces the values put objects in besides the release's."""
+    keys = ("serviceMonitor", "dashboard", "prometheusRule", "deadLetterTopic")
+    return frozenset(values[k]["namespace"] for k in keys if values[k].get("namespace"))
+
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_manifests_valid_kubernetes_objects(
     rendered_sets: dict[str, Rendered], name: str, version: str
 ) -> None:
     rendered = rendered_sets[name]
-    assert rendered.manifests, "nothing rendered"
-    for manifest in rendered.manifests:
-        where = f"{name}: {manifest['kind']}/{manifest['metadata']['name']}"
-        if is_custom(manifest):
-            validate_custom(manifest)
-            continue
-        try:
-            kubernetes_validate.validate(manifest, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = "/".join(str(p) for p in exc.path)
-            pytest.fail(f"{where} invalid for Kubernetes {version} at {path}: {exc.message}")
-        assert manifest["metadata"].get("namespace") == NAMESPACE, where
+    assert_valid_objects(rendered.manifests, version, name, value_namespaces(rendered.values))
 
 
 def test_custom_resource_schemas_catch_mistakes(rendered_sets: dict[str, Rendered]) -> None:
@@ -77,6 +67,8 @@ def test_every_value_set_kind_inventory(rendered_sets: dict[str, Rendered]) -> N
     assert kinds["keda"] == sorted([*base, "ConfigMap", "ScaledObject", "ServiceMonitor"])
     assert kinds["msk-iam"] == sorted([*base, "ScaledObject", "TriggerAuthentication"])
     assert kinds["tls-scram"] == sorted([*base, "ScaledObject", "Secret", "TriggerAuthentication"])
+    extras = ["ConfigMap", "KafkaTopic", "PrometheusRule", "ServiceMonitor"]  # + the dashboard
+    assert kinds["registry"] == sorted([*base, *extras])
 
 
 # ------------------------------------------------------------------------------- bad values
@@ -162,7 +154,7 @@ def test_schema_requires_the_required_settings(helm: str) -> None:
         ),
         (
             ("schemas.existingConfigMap=my-schemas",),
-            "schemas.file is required unless schemas.files holds exactly one file",
+            "schemas.existingConfigMap mounts nothing the consumer reads",
         ),
         (
             ("keda.enabled=true", "keda.partitionCount=3", "kafka.mskIam.enabled=true"),

@@ -5,6 +5,7 @@ locked down like the Helm chart runs it."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -112,11 +113,17 @@ def test_consumer_has_every_required_setting(services: dict[str, dict[str, Any]]
     missing = {name for name in required if not env.get(name)}
     assert not missing, f"consumer lacks required settings {missing}"
     # every variable given is one the consumer (or boto3) knows: no typos
-    known = {name.upper() for name in Settings.model_fields} | {
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "METRICS_PORT",
-    }
+    mapping = REPO / "schemas" / env["MAPPING_FILE"].removeprefix("/app/schemas/")
+    referenced = set(re.findall(r"\$\{([A-Z_]+)\}", mapping.read_text()))  # the mapping's own
+    known = (
+        {name.upper() for name in Settings.model_fields}
+        | referenced
+        | {
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "METRICS_PORT",
+        }
+    )
     assert set(env) <= known, set(env) - known
     assert env["DEAD_LETTER_TOPIC"] not in env["SOURCE_TOPICS"].split(",")
 
@@ -195,5 +202,42 @@ def test_sample_producer_runs_the_samples_module(services: dict[str, dict[str, A
         env["KAFKA_BOOTSTRAP_SERVERS"]
         == _environment(services["consumer"])["KAFKA_BOOTSTRAP_SERVERS"]
     )
-    assert env["SOURCE_TOPICS"] == _environment(services["consumer"])["SOURCE_TOPICS"]
+    consumer = _environment(services["consumer"])
+    assert env["SOURCE_TOPICS"] == consumer["SOURCE_TOPICS"].split(",")[0]
+    assert env["ITEMS_TOPIC"] == consumer["ITEMS_TOPIC"] in consumer["SOURCE_TOPICS"].split(",")
+    assert "catalog.items" in " ".join(_command(services["kafka-init"]))
     assert urlparse(env["SCHEMA_REGISTRY_URL"]).hostname == "schema-registry"
+    assert env["SCHEMA_REGISTRY_URL"] == _environment(services["consumer"])["SCHEMA_REGISTRY_URL"]
+    assert services["consumer"]["depends_on"]["schema-registry"]["condition"] == "service_healthy"
+
+
+def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` where the plugin exists, else the same loader (compose-go)."""
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "compose-config.sh"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_compose_config_accepts_the_file() -> None:
+    """Compose itself resolves the file: the schema, the interpolation and the merges hold."""
+    result = _compose_config(COMPOSE)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert set(SERVICES) <= set(resolved["services"])
+    consumer = _environment(resolved["services"]["consumer"])
+    assert consumer["SCHEMA_REGISTRY_URL"] == "http://schema-registry:8081"
+
+
+def test_compose_config_refuses_a_broken_file(tmp_path: Path) -> None:
+    """Proof that the check above checks: compose refuses a service with an unknown key."""
+    broken = yaml.safe_load(COMPOSE.read_text())
+    broken["services"]["consumer"]["restart_policy_typo"] = "always"
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    result = _compose_config(path)
+    assert result.returncode != 0
+    assert "restart_policy_typo" in result.stderr

@@ -3,10 +3,14 @@ behind in Kafka: the group's commits, end offsets, dead-letters, members."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -155,3 +159,47 @@ class Consumers:
         for process in self._started:
             if process.popen.poll() is None:
                 process.kill()
+
+
+@dataclass
+class OnTerminal:
+    """A command run with stderr on a terminal (a pseudo-terminal), as a person runs it."""
+
+    returncode: int
+    stdout: str
+    terminal: str
+
+
+def run_on_terminal(argv: list[str], env: Mapping[str, str], timeout_s: float) -> OnTerminal:
+    """Run `argv` with stdout piped and stderr on a pseudo-terminal; what the terminal showed."""
+    controller, terminal = os.openpty()
+    # A terminal of 120 columns and 40 rows: a fresh pseudo-terminal is 0 by 0.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    shown = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the last holder of the terminal closed it
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(
+            argv,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=timeout_s,
+        )
+    finally:
+        os.close(terminal)
+        reader.join(10)
+        os.close(controller)
+    return OnTerminal(done.returncode, done.stdout, shown.decode(errors="replace"))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from consumer.testing.emulator import EmulatorServer
 from consumer.testing.samples import InteractionEncoder, bad_records
+from tests.integration.processes import run_on_terminal
 from tests.integration.support import committed, write_clickstream
 
 
@@ -43,3 +44,13 @@ def test_check_reports_outcomes_and_reasons_and_masks_values(
     assert not any(v["userId"] in out for v in stream.values)  # masked unless --show-values
     assert emulator.stats()["requests"] == 0
     assert all(o < 0 for o in committed(kafka_bootstrap, "g-check", topic, 2).values())
+    assert "records/s" not in done.stderr  # no progress bar where no one watches
+
+    watched = run_on_terminal(
+        [sys.executable, "-m", "consumer", "check", "--records", "50"], env, timeout_s=120
+    )
+    assert watched.returncode == 0, watched.terminal[-2000:]
+    assert "read 50 records" in watched.stdout
+    # On a terminal: records done of what there is to read, and the rate.
+    assert f"check {topic}: 100%" in watched.terminal and "50/50" in watched.terminal
+    assert "records/s" in watched.terminal

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,6 @@ from tests.integration.support import arrived, committed, end_offsets
 EXAMPLES = SCHEMAS_DIR / "examples"
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 RUN_WITHIN_S = 120
-
-
-@pytest.fixture
-def consumers(tmp_path: Path) -> Iterator[Consumers]:
-    started = Consumers(tmp_path)
-    yield started
-    started.close()
 
 
 def write(bootstrap: str, topic: str, schema_file: Path, values: Sequence[dict[str, Any]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,11 +41,18 @@ def metric(text: str, name: str) -> float:
     )
 
 
+def lag_of(text: str, topic: str) -> dict[str, float]:
+    """The lag gauge per partition of one topic."""
+    name = "personalize_consumer_consumer_lag_records"
+    pattern = rf'^{name}{{partition="(\d+)",topic="{topic}"}} (\S+)$'
+    return {p: float(v) for p, v in re.findall(pattern, text, flags=re.MULTILINE)}
+
+
 def test_metrics_and_probes_report_a_working_consumer_and_sigterm_drains(
     kafka_bootstrap: str, new_topic: Callable[..., str], emulator: EmulatorServer
 ) -> None:
-    topic, dead_letter = new_topic(partitions=2), new_topic()
-    write_clickstream(kafka_bootstrap, topic, 2, 600)
+    topic, dead_letter = new_topic(partitions=3), new_topic()
+    write_clickstream(kafka_bootstrap, topic, 2, 600)  # partition 2 stays empty
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {
@@ -81,7 +89,7 @@ def test_metrics_and_probes_report_a_working_consumer_and_sigterm_drains(
         assert metric(text, "personalize_consumer_records_consumed_total") == 600
         assert metric(text, "personalize_consumer_put_events_calls_total") >= 60
         assert metric(text, "personalize_consumer_events_per_call_count") >= 60
-        assert "personalize_consumer_consumer_lag_records" in text
+        wait_for(lambda: lag_of(scraped(), topic) == {"0": 0.0, "1": 0.0, "2": 0.0}, 30, "lag of 0")
         assert metric(text, "personalize_consumer_rebalances_total") >= 1
         assert get(base + "/nope")[0] == 404
     finally:

@@ -3,6 +3,7 @@ the rest stays on the dead-letter topic, and progress is committed so a replay r
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from consumer.mapping import derived_event_id
 from consumer.testing.emulator import EmulatorServer
 from consumer.testing.samples import InteractionEncoder, interaction
+from tests.integration.processes import run_on_terminal
 from tests.integration.support import (
     accepted_events,
     committed,
@@ -60,8 +62,14 @@ def test_replay_sends_what_now_maps_under_the_original_event_id(
     assert len(read_all(kafka_bootstrap, dead_letter)) == 3
 
     emulator.set_faults(reject_event_types=[])  # ... and no longer, after the fix
-    first = run("replay", env)
-    assert "sent=2" in first.stdout and "dead_lettered=1" in first.stdout
+    command = [sys.executable, "-m", "consumer", "replay", "--until-caught-up"]
+    first = run_on_terminal(command, env, timeout_s=180)  # as a person runs it, watching
+    assert first.returncode == 0, first.terminal[-2000:]
+    assert "sent=2" in first.stdout and "still_failing=1" in first.stdout
+    assert "replay: 100%" in first.terminal and "3/3" in first.terminal  # done, of what was left
+    said = [json.loads(line)["msg"] for line in first.stdout.splitlines()[:-1]]
+    assert "still failing; left on the dead-letter topic" in said
+    assert "record dead-lettered" not in said  # it stays where it is; nothing is produced
 
     emulator.flush()
     arrived = [e["eventId"] for e in accepted_events(events_file)]
@@ -75,3 +83,4 @@ def test_replay_sends_what_now_maps_under_the_original_event_id(
 
     again = run("replay", env)  # resumes after its committed progress: nothing left to send
     assert "sent=0" in again.stdout
+    assert "records/s" not in again.stderr  # no bar where no one watches

@@ -270,3 +270,11 @@ def test_camel_case_keys_are_alphanumeric_and_stable(name: str) -> None:
     key = camel_case(name)
     assert key.isalnum() and key[0].isalpha() and not key[0].isupper()
     assert camel_case(key) == key
+
+
+def test_a_misspelt_key_does_not_hide_the_other_problems_of_the_file(tmp_path: Path) -> None:
+    document = with_fields(sessionId="anonymousID", itemID="sku", eventValue={"path": 5})
+    found = problems(tmp_path, document)
+    assert any("unknown key 'itemID' (did you mean 'itemId'?)" in p for p in found)
+    assert any("fields.eventValue.path" in p for p in found)  # an entry of the wrong shape
+    assert any("'anonymousID' is not a field of record Click" in p for p in found)  # and the rest

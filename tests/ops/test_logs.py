@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from consumer.ops.logs import JsonFormatter, RepeatFilter
+from consumer.ops.logs import JsonFormatter, RepeatFilter, RetryingIsInfo
 
 
 class Clock:
@@ -43,3 +43,23 @@ def test_a_held_back_count_appears_as_a_field_of_the_json_line() -> None:
     r.repeated = 7
     line = json.loads(JsonFormatter().format(r))
     assert (line["msg"], line["repeated"], line["level"]) == ("FAIL x", 7, "error")
+
+
+def test_a_fresh_broker_loading_its_coordinators_is_not_a_warning() -> None:
+    logging.getLogger("librdkafka").setLevel(logging.WARNING)  # as the demo runs
+    try:
+        getpid = record(
+            "GETPID [%s] [thrd:main]: Failed to acquire idempotence PID from broker %s: "
+            "Broker: Coordinator load in progress: retrying",
+            "personalize-consumer#producer-5",
+            "127.0.0.1:38507/1",
+            level=logging.WARNING,
+        )
+        assert not RetryingIsInfo().filter(getpid)
+        assert getpid.levelname == "INFO"
+        refused = record("FAIL %s", "Connection refused", level=logging.WARNING)
+        assert RetryingIsInfo().filter(refused) and refused.levelname == "WARNING"
+        logging.getLogger("librdkafka").setLevel(logging.INFO)
+        assert RetryingIsInfo().filter(getpid)  # shown where INFO is
+    finally:
+        logging.getLogger("librdkafka").setLevel(logging.NOTSET)

@@ -120,3 +120,38 @@ def test_the_busiest_sessions_waiting_events_are_known_and_its_calls_go_first() 
     (again,) = batcher.ready(now=1.0, limit=1)
     assert again.session.session_id == "hot"  # ahead of the sessions that waited longer
     assert batcher.busiest == 15
+
+
+def item(offset: int, item_id: str) -> MappedEvent:
+    record = SourceRecord("items", 0, offset, None, b"x", [], None)
+    key = SessionKey("arn:aws:personalize:us-east-1:1:dataset/g/ITEMS", None, "items/0", "PutItems")
+    return MappedEvent(record, key, {"itemId": item_id, "properties": f'{{"v":"{offset}"}}'})
+
+
+def test_a_catalog_call_sends_only_the_last_update_of_each_id() -> None:
+    batcher = SessionBatcher(linger_s=0.0)
+    for offset, item_id in enumerate(["a", "b", "a", "c", "a", "b"]):
+        batcher.add(item(offset, item_id), now=0.0)
+    (call,) = batcher.ready(now=0.0, limit=10)
+    assert [(m.event["itemId"], m.record.offset) for m in call.events] == [
+        ("c", 3),
+        ("a", 4),
+        ("b", 5),
+    ]  # kept in offset order
+    assert [(old.record.offset, new.record.offset) for old, new in call.superseded] == [
+        (0, 4),
+        (1, 5),
+        (2, 4),
+    ]
+    assert call.request() == {
+        "datasetArn": "arn:aws:personalize:us-east-1:1:dataset/g/ITEMS",
+        "items": [m.event for m in call.events],
+    }
+
+
+def test_interactions_are_never_superseded() -> None:
+    batcher = SessionBatcher(linger_s=0.0)
+    for offset in range(3):
+        batcher.add(event(offset, "a"), now=0.0)
+    (call,) = batcher.ready(now=0.0, limit=10)
+    assert offsets(call) == [0, 1, 2] and call.superseded == ()

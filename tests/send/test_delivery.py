@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from consumer.ops.metrics import Metrics
 from consumer.records import MappedEvent, SessionKey, SourceRecord
-from consumer.send.batching import Call
+from consumer.send.batching import Call, latest_only
 from consumer.send.crt import Answer
 from consumer.send.delivery import Completion, Delivery
 from consumer.send.flow import AdaptiveLimit, RateLimiter
@@ -27,14 +27,18 @@ class Wire:
         self.script = list(script or [])
         self.reject = reject or set()  # eventIds the service refuses (InvalidInputException)
         self.sent: list[list[str]] = []  # eventIds of each call, in the order they left
+        self.operations: list[str] = []  # the operation of each call
         self.held: list[Any] = []
         self.answers: list[Answer] = []
         self.hold = False
         self.closed = False
 
-    def send(self, body: bytes, tag: Any) -> None:
-        ids = [e["eventId"] for e in json.loads(body)["eventList"]]
+    def send(self, body: bytes, tag: Any, operation: str = "PutEvents") -> None:
+        request = json.loads(body)
+        entries = request["eventList"] if operation == "PutEvents" else request["items"]
+        ids = [e.get("eventId") or e["itemId"] for e in entries]
         self.sent.append(ids)
+        self.operations.append(operation)
         if self.hold:
             self.held.append(tag)
         elif self.reject & set(ids):
@@ -172,3 +176,53 @@ def test_the_rate_cap_holds_attempts_back_on_a_timer_not_a_sleep() -> None:
 def _submitted(sender: Delivery, each: Call) -> Delivery:
     sender.submit(each)
     return sender
+
+
+ITEMS = SessionKey("arn:aws:personalize:us-east-1:1:dataset/g/ITEMS", None, "items/0", "PutItems")
+
+
+def items_call(ids: list[str]) -> Call:
+    entries = [
+        MappedEvent(SourceRecord("items", 0, n, None, b"", [], None), ITEMS, {"itemId": i})
+        for n, i in enumerate(ids)
+    ]
+    kept, superseded = latest_only("itemId", tuple(entries))
+    return Call(ITEMS, kept, superseded)
+
+
+def test_a_superseded_update_is_done_with_the_one_that_supersedes_it() -> None:
+    wire = Wire()
+    sender = delivery(wire, metrics=(metrics := Metrics()))
+    sender.submit(items_call(["a", "b", "a"]))
+    (done,) = collect(sender, 1)
+    assert wire.operations == ["PutItems"] and wire.sent == [["b", "a"]]
+    assert done.result is not None
+    assert [m.record.offset for m in done.result.accepted] == [1, 2]
+    assert [m.record.offset for m in done.result.superseded] == [0]
+    calls = "personalize_consumer_put_events_calls_total"
+    assert metrics.value(calls, outcome="accepted", operation="PutItems") == 1
+    assert metrics.value(calls, outcome="accepted", operation="PutEvents") == 0
+
+
+def test_a_superseded_update_stays_unsent_when_its_call_is_cancelled() -> None:
+    wire = Wire()
+    wire.hold = True
+    sender = delivery(wire)
+    sender.submit(items_call(["a", "a"]))
+    sender.close()
+    (done,) = collect(sender, 1)
+    assert done.result is not None and done.result.superseded == []
+    assert sorted(m.record.offset for m in done.result.unsent) == [0, 1]  # neither committed
+
+
+def test_each_operation_has_its_own_rate() -> None:
+    wire = Wire()
+    limit = AdaptiveLimit(8, cooldown_s=0)
+    rates = {"PutItems": RateLimiter(1.0)}  # one token: the second call waits a second
+    sender = Delivery(wire, errors, limit, RateLimiter(None), Metrics(), 0.01, rates)
+    sender.submit(items_call(["a"]))
+    sender.submit(items_call(["b"]))
+    sender.submit(call(0, 1))  # PutEvents has no cap here: it leaves at once
+    assert wire.operations == ["PutItems", "PutEvents"]
+    collect(sender, 3, within_s=5.0)
+    assert wire.operations == ["PutItems", "PutEvents", "PutItems"]

@@ -1,9 +1,11 @@
-"""What the emulated endpoint answers: PutEvents as AWS does, plus the `/_emulator/` admin API.
+"""What the emulated endpoint answers: the five `personalize-events` operations as AWS does
+(PutEvents, PutItems, PutUsers, PutActions, PutActionInteractions), plus the `/_emulator/` admin
+API.
 
 Errors follow the rest-json convention botocore parses: the code in `x-amzn-ErrorType`, the
-text in a JSON `message`. Faults apply to PutEvents only; the admin API always answers.
-Everything here runs on the event loop thread, except `update_faults`, which may be called
-from any thread.
+text in a JSON `message`. Faults apply to all five operations alike (a consumer must survive
+them on any of them); the admin API always answers. Everything here runs on the event loop
+thread, except `update_faults`, which may be called from any thread.
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from consumer.mapping.validation import validate_put_events
+from consumer.testing.emulator.auth import check_signature, unknown_key
 from consumer.testing.emulator.events_file import EventsFile
 from consumer.testing.emulator.faults import FaultDraw, FaultError, Faults, Injected
 from consumer.testing.emulator.http import Reply, Request, Response
+from consumer.testing.emulator.operations import Operation, routes
 
-PUT_EVENTS_PATH = "/events"
 ADMIN_PREFIX = "/_emulator/"
-SIGNING_SERVICE = "personalize"
 _MAX_VIOLATIONS_IN_MESSAGE = 10
 
 
@@ -38,19 +39,25 @@ _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 @dataclass(slots=True)
 class Stats:
     """Counters. `requests` counts every non-admin request; each also lands in exactly one
-    outcome counter: all the others but `accepted_events`, `delayed_calls` and
-    `latency_injected_ms`."""
+    outcome counter: all the others but the `accepted_<entries>` ones, `delayed_calls` and
+    `latency_injected_ms`. `accepted_calls` counts accepted calls of every operation; each
+    `accepted_<entries>` counts the entries of one operation (`accepted_events`: PutEvents)."""
 
     requests: int = 0
     accepted_calls: int = 0
     accepted_events: int = 0
-    rejected_calls: int = 0  # InvalidInputException: the body broke a PutEvents rule.
+    accepted_items: int = 0
+    accepted_users: int = 0
+    accepted_actions: int = 0
+    accepted_action_interactions: int = 0
+    rejected_calls: int = 0  # InvalidInputException: the body broke one of its operation's rules.
     serialization_errors: int = 0  # Body was not a JSON object.
     auth_failures: int = 0  # No signature, or one by an access key the account lacks.
     unknown_operations: int = 0
     outage_refusals: int = 0
     access_denied: int = 0
-    unknown_trackers: int = 0
+    unknown_trackers: int = 0  # PutEvents, PutActionInteractions for a tracker not in the list.
+    unknown_datasets: int = 0  # PutItems, PutUsers, PutActions for a dataset not in the list.
     throttled: int = 0
     errors_5xx: int = 0
     delayed_calls: int = 0  # Calls answered after injected latency (any outcome).
@@ -58,6 +65,9 @@ class Stats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+_STATS_FIELDS = frozenset(f.name for f in fields(Stats))
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -77,11 +87,12 @@ def _json_response(payload: Mapping[str, Any]) -> Response:
     return Response(200, json.dumps(payload).encode())
 
 
+#: Injected answers; AccessDenied's message gets the operation's name appended.
 _INJECTED: dict[Injected, tuple[int, str, str]] = {
     Injected.ACCESS_DENIED: (
         403,
         "AccessDeniedException",
-        "User is not authorized to perform: personalize:PutEvents",
+        "User is not authorized to perform: personalize:",
     ),
     Injected.THROTTLE: (400, "ThrottlingException", "Rate exceeded"),
     Injected.INTERNAL_ERROR: (500, "InternalServerError", "Internal server error"),
@@ -89,64 +100,16 @@ _INJECTED: dict[Injected, tuple[int, str, str]] = {
 }
 
 
-def check_signature(headers: Mapping[str, str]) -> tuple[str, str] | None:
-    """SigV4 presence and scope, as AWS checks them before the signature itself.
-
-    Returns (error code, message) or None. The signature is not verified: the emulator has no
-    secret keys, and any dummy credentials must work.
-    """
-    authorization = headers.get("authorization")
-    if authorization is None:
-        return "MissingAuthenticationTokenException", "Missing Authentication Token"
-    prefix = "AWS4-HMAC-SHA256 "
-    if not authorization.startswith(prefix + "Credential="):
-        return "IncompleteSignatureException", (
-            "Authorization header requires 'Credential' parameter and the AWS4-HMAC-SHA256 "
-            "algorithm."
-        )
-    params: dict[str, str] = {}
-    for part in authorization[len(prefix) :].split(","):
-        name, _, value = part.strip().partition("=")
-        params[name] = value
-    missing = [
-        name for name in ("Credential", "SignedHeaders", "Signature") if not params.get(name)
-    ]
-    problems = [f"Authorization header requires '{name}' parameter." for name in missing]
-    if "x-amz-date" not in headers and "date" not in headers:
-        problems.append("Authorization header requires existence of either a 'X-Amz-Date' or")
-        problems[-1] += " a 'Date' header."
-    if problems:
-        return "IncompleteSignatureException", " ".join(problems)
-    scope = params["Credential"].split("/")
-    if len(scope) != 5 or scope[4] != "aws4_request":
-        return "IncompleteSignatureException", (
-            "Credential must have exactly 5 slash-delimited elements, "
-            "e.g. keyid/date/region/service/term."
-        )
-    if scope[3] != SIGNING_SERVICE:
-        return "InvalidSignatureException", (
-            f"Credential should be scoped to correct service: '{SIGNING_SERVICE}'."
-        )
-    return None
-
-
-def _unknown_key(headers: Mapping[str, str], faults: Faults) -> tuple[str, str] | None:
-    """The `access_keys` fault: a signature by an access key id the account does not have."""
-    if not faults.access_keys:
-        return None
-    credential = headers.get("authorization", "").partition("Credential=")[2]
-    if credential.split("/", 1)[0] in faults.access_keys:
-        return None
-    return "UnrecognizedClientException", "The security token included in the request is invalid."
-
-
-def _rejected_event_types(events: list[dict[str, Any]], rejected: tuple[str, ...]) -> list[str]:
-    """The `reject_event_types` fault: one message per matching event, naming its position only
-    (the value is never echoed back, like the service's own messages about sensitive fields)."""
+def _rejected_event_types(
+    entries_key: str, entries: list[dict[str, Any]], rejected: tuple[str, ...]
+) -> list[str]:
+    """The `reject_event_types` fault: one message per matching event (or action interaction),
+    naming its position only (the value is never echoed back, like the service's own messages
+    about sensitive fields)."""
     return [
-        f"eventList[{i}].eventType: is not accepted for this event tracker"
-        for i, event in enumerate(events)
-        if event.get("eventType") in rejected
+        f"{entries_key}[{i}].eventType: is not accepted for this event tracker"
+        for i, entry in enumerate(entries)
+        if entry.get("eventType") in rejected
     ]
 
 
@@ -161,6 +124,9 @@ class EmulatorApp:
         self.events_file = events_file
         self._draw = FaultDraw(seed)
         self._faults_lock = threading.Lock()
+        self._routes = routes()
+        if unknown := {op.accepted_counter for op in self._routes.values()} - _STATS_FIELDS:
+            raise RuntimeError(f"Stats lacks counters {sorted(unknown)}")
 
     def update_faults(self, changes: Mapping[str, Any]) -> Faults:
         """Swap in new faults; the lock only orders concurrent updaters, readers never wait."""
@@ -177,7 +143,8 @@ class EmulatorApp:
             return Reply(self._admin(request))
         stats = self.stats
         stats.requests += 1
-        if request.path != PUT_EVENTS_PATH or request.method != "POST":
+        operation = self._routes.get((request.method, request.path))
+        if operation is None:
             stats.unknown_operations += 1
             return Reply(error_response(404, "UnknownOperationException", "Unknown operation"))
         faults = self.faults
@@ -186,23 +153,30 @@ class EmulatorApp:
             stats.outage_refusals += 1
             return Reply(None)
         delay_s = faults.latency_ms / 1000.0 if faults.latency_ms > 0 else 0.0
-        response = self._put_events(request, injected, faults, delay_s)
+        response = self._call(operation, request, injected, faults, delay_s)
         if delay_s <= 0:
             return Reply(response)
         stats.delayed_calls += 1
         stats.latency_injected_ms += round(faults.latency_ms)
         return Reply(response, delay_s)
 
-    def _put_events(
-        self, request: Request, injected: Injected | None, faults: Faults, delay_s: float
+    def _call(
+        self,
+        operation: Operation,
+        request: Request,
+        injected: Injected | None,
+        faults: Faults,
+        delay_s: float,
     ) -> Response:
-        """Check and answer one PutEvents call; accepted events go to the events file.
+        """Check and answer one call; its accepted entries go to the events file.
 
         Their `acceptedAt` is when the answer leaves: now plus the injected latency `delay_s`
         (the moment `HttpProtocol` is scheduled to write it), as a client sees the call end.
         """
         stats = self.stats
-        auth_error = check_signature(request.headers) or _unknown_key(request.headers, faults)
+        auth_error = check_signature(request.headers) or unknown_key(
+            request.headers, faults.access_keys
+        )
         if auth_error is not None:
             stats.auth_failures += 1
             return error_response(403, *auth_error)
@@ -210,6 +184,7 @@ class EmulatorApp:
             status, code, message = _INJECTED[injected]
             if injected is Injected.ACCESS_DENIED:
                 stats.access_denied += 1
+                message += operation.name
             elif injected is Injected.THROTTLE:
                 stats.throttled += 1
             else:
@@ -224,12 +199,16 @@ class EmulatorApp:
             return error_response(
                 400, "SerializationException", "Request body is not a JSON object"
             )
-        problems = [v.message for v in validate_put_events(body)]
-        if not problems and faults.tracking_ids and body["trackingId"] not in faults.tracking_ids:
-            stats.unknown_trackers += 1
-            return error_response(404, "ResourceNotFoundException", "Event tracker not found")
-        if not problems and faults.reject_event_types:
-            problems = _rejected_event_types(body["eventList"], faults.reject_event_types)
+        problems = [v.message for v in operation.validate(body)]
+        if not problems:
+            not_found = self._not_found(operation, body[operation.target_key], faults)
+            if not_found is not None:
+                return not_found
+            if faults.reject_event_types and operation.to_tracker:
+                entries_key = operation.entries_key
+                problems = _rejected_event_types(
+                    entries_key, body[entries_key], faults.reject_event_types
+                )
         if problems:
             stats.rejected_calls += 1
             count = len(problems)
@@ -238,18 +217,46 @@ class EmulatorApp:
             plural = "s" if count > 1 else ""
             message = f"{count} validation error{plural} detected: {shown}{more}"
             return error_response(400, "InvalidInputException", message)
-        events = body["eventList"]
-        stats.accepted_calls += 1
-        stats.accepted_events += len(events)
-        if self.events_file is not None:
-            self.events_file.append(
-                body["trackingId"],
-                body.get("userId"),
-                body["sessionId"],
-                events,
-                accepted_at=time.time() + delay_s,
-            )
+        self._accept(operation, body, time.time() + delay_s)
         return Response(200, b"{}", (_request_id(),))
+
+    def _not_found(self, operation: Operation, target: Any, faults: Faults) -> Response | None:
+        """The `tracking_ids` and `dataset_arns` faults: a tracker or dataset the account lacks."""
+        if operation.to_tracker:
+            if faults.tracking_ids and target not in faults.tracking_ids:
+                self.stats.unknown_trackers += 1
+                return error_response(404, "ResourceNotFoundException", "Event tracker not found")
+        elif faults.dataset_arns and target not in faults.dataset_arns:
+            self.stats.unknown_datasets += 1
+            return error_response(404, "ResourceNotFoundException", "Dataset not found")
+        return None
+
+    def _accept(self, operation: Operation, body: dict[str, Any], accepted_at: float) -> None:
+        """Count a valid call and record its entries; PutEvents keeps its own line format."""
+        stats = self.stats
+        entries = body[operation.entries_key]
+        stats.accepted_calls += 1
+        if operation.name == "PutEvents":
+            stats.accepted_events += len(entries)
+            if self.events_file is not None:
+                self.events_file.append(
+                    body["trackingId"],
+                    body.get("userId"),
+                    body["sessionId"],
+                    entries,
+                    accepted_at=accepted_at,
+                )
+            return
+        counter = operation.accepted_counter
+        setattr(stats, counter, getattr(stats, counter) + len(entries))
+        if self.events_file is not None:
+            self.events_file.append_entries(
+                operation.name,
+                operation.target_key,
+                body[operation.target_key],
+                entries,
+                accepted_at=accepted_at,
+            )
 
     def _admin(self, request: Request) -> Response:
         route = (request.method, request.path[len(ADMIN_PREFIX) :].rstrip("/"))

@@ -1,4 +1,8 @@
-"""The `emulator` subcommand: arguments and entry point, wired into the main CLI by the caller."""
+"""The `emulator` subcommand: arguments and entry point, wired into the main CLI by the caller.
+
+The emulator serves all five `personalize-events` operations (PutEvents, PutItems, PutUsers,
+PutActions, PutActionInteractions); every fault flag applies to each of them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ from consumer.testing.emulator.server import EmulatorConfig, serve_forever
 from consumer.testing.tls import TlsMaterialError
 
 DEFAULT_PORT = 8765
+DESCRIPTION = (
+    "Local Amazon Personalize Events endpoint: PutEvents, PutItems, PutUsers, PutActions and "
+    "PutActionInteractions, validated and recorded, with fault injection"
+)
 
 
 def _ratio(text: str) -> float:
@@ -38,16 +46,18 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="port to bind, 0 for any (default: %(default)s)",
     )
     parser.add_argument(
-        "--events-file", type=Path, default=None, help="append accepted events here as JSON lines"
+        "--events-file",
+        type=Path,
+        default=None,
+        help="append accepted entries (events, items, users, actions, action interactions) "
+        "here as JSON lines",
     )
     parser.add_argument(
         "--accepted-at",
         action="store_true",
         help="add acceptedAt (epoch seconds the answer left) to each events-file line",
     )
-    parser.add_argument(
-        "--latency-ms", type=_non_negative, default=0.0, help="delay every PutEvents answer"
-    )
+    parser.add_argument("--latency-ms", type=_non_negative, default=0.0, help="delay every answer")
     parser.add_argument(
         "--throttle-ratio",
         type=_ratio,
@@ -60,7 +70,7 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--outage",
         action="store_true",
-        help="close the connection on every PutEvents call without answering",
+        help="close the connection on every call without answering",
     )
     parser.add_argument(
         "--access-denied", action="store_true", help="answer every call AccessDeniedException"
@@ -70,7 +80,24 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TYPE",
-        help="answer InvalidInputException to any call holding an event of this type (repeatable)",
+        help="answer InvalidInputException to any PutEvents or PutActionInteractions call "
+        "holding an event of this type (repeatable)",
+    )
+    parser.add_argument(
+        "--tracking-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="an event tracker the account has (repeatable); when given, PutEvents and "
+        "PutActionInteractions calls for any other get ResourceNotFoundException",
+    )
+    parser.add_argument(
+        "--dataset-arn",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a dataset the account has (repeatable); when given, PutItems, PutUsers and "
+        "PutActions calls for any other get ResourceNotFoundException",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed the fault draws")
     parser.add_argument(
@@ -107,6 +134,8 @@ def run_emulator_command(args: argparse.Namespace) -> int:
             outage=args.outage,
             access_denied=args.access_denied,
             reject_event_types=tuple(args.reject_event_type),
+            tracking_ids=tuple(args.tracking_id),
+            dataset_arns=tuple(args.dataset_arn),
         )
     except FaultError as error:
         print(f"emulator: {error}", file=sys.stderr)
@@ -134,6 +163,6 @@ def run_emulator_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "python -m consumer.testing.emulator") -> int:
     """`python -m consumer.testing.emulator`, and `personalize-consumer emulator`."""
-    parser = argparse.ArgumentParser(prog=prog, description="Local Personalize Events endpoint")
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     add_emulator_arguments(parser)
     return run_emulator_command(parser.parse_args(argv))

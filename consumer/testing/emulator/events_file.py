@@ -1,4 +1,8 @@
-"""The JSON-lines record of accepted events, the emulator's observable side effect.
+"""The JSON-lines record of accepted entries, the emulator's observable side effect.
+
+One line per accepted entry of any operation. PutEvents lines carry no operation name, so they
+stay exactly what they were when PutEvents was the only operation; the other four say which
+operation they come from, since an item, a user and an action look alike otherwise.
 
 Lines are buffered in memory and written in one go by a periodic flush (and on shutdown), so an
 accepted call costs a list append rather than a system call. Lines are in acceptance order.
@@ -15,10 +19,13 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=st
 
 
 class EventsFile:
-    """Appends one line per accepted event: its session fields, then the event as received.
+    """Appends one line per accepted entry, its call's fields first, then the entry as received.
+
+    PutEvents (`append`): `{"trackingId", "userId", "sessionId", **event}`. The others
+    (`append_entries`): `{"operation", "datasetArn" or "trackingId", **entry}`.
 
     With `accepted_at`, each line ends with one more field, `acceptedAt`: epoch seconds (float)
-    when the call's answer was due to leave, the same for every event of the call. Off by
+    when the call's answer was due to leave, the same for every entry of the call. Off by
     default: readers that compare whole lines see exactly the fields that were sent.
     """
 
@@ -42,6 +49,23 @@ class EventsFile:
         pending = self._pending
         for event in events:
             pending.append(_encode({**session, **event, **stamp}))
+            pending.append("\n")
+
+    def append_entries(
+        self,
+        operation: str,
+        target_key: str,
+        target: Any,
+        entries: Iterable[Mapping[str, Any]],
+        accepted_at: float = 0.0,
+    ) -> None:
+        """Queue one line per entry of a PutItems, PutUsers, PutActions or PutActionInteractions
+        call; `target_key` is `datasetArn` or `trackingId`, whichever the call was for."""
+        head = {"operation": operation, target_key: target}
+        stamp = {"acceptedAt": accepted_at} if self.accepted_at else {}
+        pending = self._pending
+        for entry in entries:
+            pending.append(_encode({**head, **entry, **stamp}))
             pending.append("\n")
 
     def flush(self) -> None:

@@ -1,4 +1,5 @@
-"""Faults the emulator injects into PutEvents, and the per-request draw that applies them.
+"""Faults the emulator injects into every `personalize-events` operation, and the per-request
+draw that applies them.
 
 Faults are an immutable value swapped as a whole, so a test thread can flip them while the
 server thread reads them without locks on the hot path.
@@ -13,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
+#: Settings given as lists of strings, kept as tuples.
+_LIST_FIELDS = ("reject_event_types", "access_keys", "tracking_ids", "dataset_arns")
 #: Longest latency the emulator accepts; more is a typo that would hang a test run.
 MAX_LATENCY_MS = 600_000.0
 
@@ -23,15 +26,17 @@ class FaultError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Faults:
-    """What to inject. Ratios are probabilities per PutEvents call, in [0, 1].
+    """What to inject. Ratios are probabilities per call (of any operation), in [0, 1].
 
-    `reject_event_types`: a call that passes validation but holds an event of one of these
-    types is rejected whole with `InvalidInputException`, as the service rejects bad input it
-    alone can judge. Given as any list of strings; kept as a tuple, so the value stays immutable.
+    `reject_event_types`: a PutEvents or PutActionInteractions call that passes validation but
+    holds an event (an action interaction) of one of these types is rejected whole with
+    `InvalidInputException`, as the service rejects bad input it alone can judge. Given as any
+    list of strings; kept as a tuple, so the value stays immutable.
 
-    `access_keys` and `tracking_ids`, when not empty, are all the account has: a call signed with
-    another access key id gets `UnrecognizedClientException` (revoked or wrong credentials), one
-    for another tracker `ResourceNotFoundException` (a deleted or mistyped tracker).
+    `access_keys`, `tracking_ids` and `dataset_arns`, when not empty, are all the account has: a
+    call signed with another access key id gets `UnrecognizedClientException` (revoked or wrong
+    credentials); one for another tracker (PutEvents, PutActionInteractions) or another dataset
+    (PutItems, PutUsers, PutActions) gets `ResourceNotFoundException` (deleted or mistyped).
     """
 
     latency_ms: float = 0.0
@@ -42,6 +47,7 @@ class Faults:
     reject_event_types: tuple[str, ...] = ()
     access_keys: tuple[str, ...] = ()
     tracking_ids: tuple[str, ...] = ()
+    dataset_arns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "throttle_ratio", "error_5xx_ratio"):
@@ -58,7 +64,7 @@ class Faults:
         for name in ("outage", "access_denied"):
             if not isinstance(getattr(self, name), bool):
                 raise FaultError(f"{name} must be true or false")
-        for name in ("reject_event_types", "access_keys", "tracking_ids"):
+        for name in _LIST_FIELDS:
             items: object = getattr(self, name)
             if not isinstance(items, list | tuple) or not all(
                 isinstance(t, str) and t for t in items
@@ -76,7 +82,7 @@ class Faults:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: lists, not tuples, so it compares equal to what the admin API returns."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("reject_event_types", "access_keys", "tracking_ids"):
+        for name in _LIST_FIELDS:
             values[name] = list(values[name])
         return values
 
@@ -85,7 +91,7 @@ _FIELD_NAMES = frozenset(f.name for f in fields(Faults))
 
 
 class Injected(Enum):
-    """The answer a PutEvents call gets instead of being processed."""
+    """The answer a call gets instead of being processed."""
 
     OUTAGE = "outage"
     ACCESS_DENIED = "access_denied"

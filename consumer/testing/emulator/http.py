@@ -1,9 +1,9 @@
 """A minimal HTTP/1.1 server protocol: just what botocore's urllib3 client speaks.
 
 Keep-alive, pipelining, `Content-Length` bodies and `Expect: 100-continue`. No chunked request
-bodies: botocore sends PutEvents with a length. An `asyncio.Protocol` rather than streams, and
-delayed answers scheduled with `call_later`, because the emulator must outrun the clients that
-benchmark against it.
+bodies: botocore sends every operation's body with a length. An `asyncio.Protocol` rather than
+streams, and delayed answers scheduled with `call_later`, because the emulator must outrun the
+clients that benchmark against it.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ class EmulatorServer:
         return self._runtime.app.faults
 
     def set_faults(self, **changes: Any) -> None:
-        """Change some faults now; the next PutEvents call sees them. Raises FaultError."""
+        """Change some faults now; the next call (of any operation) sees them. Raises FaultError."""
         self._runtime.app.update_faults(changes)
 
     def stats(self) -> dict[str, int]:

@@ -152,23 +152,95 @@ Path of the CA bundle in the pod, or empty when none is mounted (the system stor
 {{- end -}}
 
 {{/*
-AVRO_SCHEMA_FILE: a file of the mounted schemas ConfigMap, else config.avroSchemaFile, else empty
-(the image's shipped schema).
+Schemas and mapping. One ConfigMap (the chart's `<fullname>-schemas` from schemas.files and
+schemas.mapping, or schemas.existingConfigMap) is mounted at schemas.mountPath; the variables
+point at its files when they were given there, else at config.* paths, else stay unset (the
+image's defaults).
 */}}
-{{- define "personalize-consumer.schemasMounted" -}}
-{{- if or .Values.schemas.files .Values.schemas.existingConfigMap -}}true{{- end -}}
+{{- define "personalize-consumer.schemasConfigMapRendered" -}}
+{{- if or .Values.schemas.files .Values.schemas.mapping -}}true{{- end -}}
 {{- end -}}
 
-{{- define "personalize-consumer.avroSchemaFile" -}}
-{{- $s := .Values.schemas -}}
-{{- if include "personalize-consumer.schemasMounted" . -}}
-{{- $file := $s.file -}}
-{{- if and (not $file) (eq (len (keys ($s.files | default dict))) 1) -}}
-{{- $file = first (keys $s.files) -}}
+{{- define "personalize-consumer.schemasMounted" -}}
+{{- if or (include "personalize-consumer.schemasConfigMapRendered" .) .Values.schemas.existingConfigMap -}}true{{- end -}}
 {{- end -}}
-{{- printf "%s/%s" (trimSuffix "/" $s.mountPath) $file -}}
+
+{{/*
+The mounted file that is the writer schema: schemas.file, else the one file of schemas.files that
+is not the reader schema, else none.
+*/}}
+{{- define "personalize-consumer.schemas.writerFile" -}}
+{{- $s := .Values.schemas -}}
+{{- if $s.file -}}
+{{- $s.file -}}
+{{- else -}}
+{{- $candidates := without (keys ($s.files | default dict)) $s.readerFile -}}
+{{- if eq (len $candidates) 1 -}}{{- first $candidates -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The mounted file that is the mapping: schemas.mappingFile, else mapping.yaml when schemas.mapping
+is given, else none.
+*/}}
+{{- define "personalize-consumer.schemas.mappingFile" -}}
+{{- $s := .Values.schemas -}}
+{{- if $s.mappingFile -}}
+{{- $s.mappingFile -}}
+{{- else if $s.mapping -}}
+mapping.yaml
+{{- end -}}
+{{- end -}}
+
+{{- define "personalize-consumer.schemas.path" -}}
+{{- printf "%s/%s" (trimSuffix "/" .root.Values.schemas.mountPath) .file -}}
+{{- end -}}
+
+{{/*
+AVRO_SCHEMA_FILE, AVRO_READER_SCHEMA_FILE and MAPPING_FILE: the mounted file, else config.*, else
+empty (unset: the image's shipped schema and identity mapping).
+*/}}
+{{- define "personalize-consumer.avroSchemaFile" -}}
+{{- $file := "" -}}
+{{- if include "personalize-consumer.schemasMounted" . -}}
+{{- $file = include "personalize-consumer.schemas.writerFile" . -}}
+{{- end -}}
+{{- if $file -}}
+{{- include "personalize-consumer.schemas.path" (dict "root" . "file" $file) -}}
 {{- else -}}
 {{- .Values.config.avroSchemaFile -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "personalize-consumer.avroReaderSchemaFile" -}}
+{{- if and (include "personalize-consumer.schemasMounted" .) .Values.schemas.readerFile -}}
+{{- include "personalize-consumer.schemas.path" (dict "root" . "file" .Values.schemas.readerFile) -}}
+{{- else -}}
+{{- .Values.config.avroReaderSchemaFile -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "personalize-consumer.mappingFile" -}}
+{{- $file := "" -}}
+{{- if include "personalize-consumer.schemasMounted" . -}}
+{{- $file = include "personalize-consumer.schemas.mappingFile" . -}}
+{{- end -}}
+{{- if $file -}}
+{{- include "personalize-consumer.schemas.path" (dict "root" . "file" $file) -}}
+{{- else -}}
+{{- .Values.config.mappingFile -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+schemas.mapping as the file's text: a string as given, a map as YAML.
+*/}}
+{{- define "personalize-consumer.schemas.mappingText" -}}
+{{- $m := .Values.schemas.mapping -}}
+{{- if kindIs "string" $m -}}
+{{- $m | trim -}}
+{{- else -}}
+{{- toYaml $m | trim -}}
 {{- end -}}
 {{- end -}}
 
@@ -178,7 +250,7 @@ AVRO_SCHEMA_FILE: a file of the mounted schemas ConfigMap, else config.avroSchem
 "true" when the chart renders its own Secret: secret values are given and no existingSecret.
 */}}
 {{- define "personalize-consumer.createSecret" -}}
-{{- if and (not .Values.existingSecret) (or .Values.kafka.sasl.password .Values.secretEnv) -}}true{{- end -}}
+{{- if and (not .Values.existingSecret) (or .Values.kafka.sasl.password .Values.schemaRegistry.basicAuth.userInfo .Values.secretEnv) -}}true{{- end -}}
 {{- end -}}
 
 {{/*
@@ -203,6 +275,48 @@ up) plus 15 s for closing the consumer (leaving the group) and the last commit.
 {{- .Values.terminationGracePeriodSeconds | int64 -}}
 {{- else -}}
 {{- add (.Values.config.shutdownTimeoutS | float64 | ceil | int64) 15 -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The startup probe's failureThreshold: the value given, else enough periods to cover the wait for
+a broker (KAFKA_STARTUP_TIMEOUT_S) plus 30 s for the rest of start-up. The metrics port, and so
+/healthz, opens only once start-up is done; a shorter probe would kill the consumer before it
+says which brokers it could not reach.
+*/}}
+{{- define "personalize-consumer.startupFailureThreshold" -}}
+{{- $p := .Values.startupProbe -}}
+{{- if not (kindIs "invalid" $p.failureThreshold) -}}
+{{- $p.failureThreshold | int64 -}}
+{{- else -}}
+{{- $period := $p.periodSeconds | default 10 | float64 -}}
+{{- divf (addf (.Values.config.kafkaStartupTimeoutS | float64) 30.0) $period | ceil | int64 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- extras */}}
+
+{{/*
+PromQL label matchers of this release's metrics: prometheusRule.selector, else the namespace and
+the job the ServiceMonitor gives them (the Service's name).
+*/}}
+{{- define "personalize-consumer.metricSelector" -}}
+{{- if .Values.prometheusRule.selector -}}
+{{- .Values.prometheusRule.selector -}}
+{{- else -}}
+{{- printf "namespace=%q,job=%q" .Release.Namespace (include "personalize-consumer.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+metadata.name of the dead-letter KafkaTopic: deadLetterTopic.resourceName, else the topic's name
+made a valid resource name (lower case, `_` as `-`).
+*/}}
+{{- define "personalize-consumer.deadLetterTopic.resourceName" -}}
+{{- if .Values.deadLetterTopic.resourceName -}}
+{{- .Values.deadLetterTopic.resourceName -}}
+{{- else -}}
+{{- .Values.config.deadLetterTopic | lower | replace "_" "-" | trunc 253 | trimAll ".-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -356,19 +470,98 @@ Every cross-field rule values.schema.json cannot express. All violations are rep
 {{- $errors = append $errors "serviceMonitor.enabled needs service.enabled: the ServiceMonitor scrapes through the Service" -}}
 {{- end -}}
 
+{{- $s := .Values.schemas -}}
+{{- $files := $s.files | default dict -}}
 {{- if include "personalize-consumer.schemasMounted" . -}}
-{{- if $c.avroSchemaFile -}}
-{{- $errors = append $errors "config.avroSchemaFile and schemas.* are both set: with a schemas ConfigMap, choose the file with schemas.file" -}}
+{{- $writer := include "personalize-consumer.schemas.writerFile" . -}}
+{{- $mapping := include "personalize-consumer.schemas.mappingFile" . -}}
+{{- if and $writer $c.avroSchemaFile -}}
+{{- $errors = append $errors (printf "config.avroSchemaFile and the mounted schema %s are both set: leave config.avroSchemaFile empty, or name no writer schema in schemas.*" $writer) -}}
 {{- end -}}
-{{- if and .Values.schemas.files .Values.schemas.existingConfigMap -}}
-{{- $errors = append $errors "schemas.files and schemas.existingConfigMap are both set: use one" -}}
+{{- if and $s.readerFile $c.avroReaderSchemaFile -}}
+{{- $errors = append $errors "config.avroReaderSchemaFile and schemas.readerFile are both set: use one" -}}
 {{- end -}}
-{{- if and (not .Values.schemas.file) (ne (len (keys (.Values.schemas.files | default dict))) 1) -}}
-{{- $errors = append $errors "schemas.file is required unless schemas.files holds exactly one file: which file is AVRO_SCHEMA_FILE" -}}
+{{- if and $mapping $c.mappingFile -}}
+{{- $errors = append $errors "config.mappingFile and schemas.mapping/schemas.mappingFile are both set: use one" -}}
 {{- end -}}
-{{- if and .Values.schemas.file .Values.schemas.files (not (hasKey .Values.schemas.files .Values.schemas.file)) -}}
-{{- $errors = append $errors (printf "schemas.file %s is not one of schemas.files" .Values.schemas.file) -}}
+{{- if and .Values.schemas.existingConfigMap (include "personalize-consumer.schemasConfigMapRendered" .) -}}
+{{- $errors = append $errors "schemas.existingConfigMap and schemas.files/schemas.mapping are both set: use one" -}}
 {{- end -}}
+{{- if and (not $s.file) (gt (len (without (keys $files) $s.readerFile)) 1) -}}
+{{- $errors = append $errors "schemas.file is required when schemas.files holds more than one writer schema: which file is AVRO_SCHEMA_FILE" -}}
+{{- end -}}
+{{- if and $s.existingConfigMap (not (or $s.file $s.readerFile $s.mappingFile)) -}}
+{{- $errors = append $errors "schemas.existingConfigMap mounts nothing the consumer reads: name its files with schemas.file, schemas.readerFile and/or schemas.mappingFile" -}}
+{{- end -}}
+{{- if $files -}}
+{{- range $name := list $s.file $s.readerFile -}}
+{{- if and $name (not (hasKey $files $name)) -}}
+{{- $errors = append $errors (printf "schemas file %s is not one of schemas.files" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $s.mapping (hasKey $files $mapping) -}}
+{{- $errors = append $errors (printf "schemas.mappingFile %s is also one of schemas.files: name the mapping differently" $mapping) -}}
+{{- end -}}
+{{- if and $s.readerFile (eq $s.readerFile $writer) -}}
+{{- $errors = append $errors (printf "schemas.readerFile and schemas.file are both %s: the reader schema is another file" $writer) -}}
+{{- end -}}
+{{- else if or $s.file $s.readerFile $s.mappingFile -}}
+{{- $errors = append $errors "schemas.file/readerFile/mappingFile name files of a mounted ConfigMap: give schemas.files, schemas.mapping or schemas.existingConfigMap too (or use config.* paths)" -}}
+{{- end -}}
+{{- range $name, $schema := $files -}}
+{{- if and (kindIs "string" $schema) (hasKey (fromJson $schema) "Error") -}}
+{{- $errors = append $errors (printf "schemas.files.%s is not a JSON object: %s" $name (get (fromJson $schema) "Error")) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $s.mapping (kindIs "string" $s.mapping) (hasKey (fromYaml $s.mapping) "Error") -}}
+{{- $errors = append $errors (printf "schemas.mapping is not YAML: %s" (get (fromYaml $s.mapping) "Error")) -}}
+{{- end -}}
+
+{{- $auth := .Values.schemaRegistry.basicAuth -}}
+{{- if and (or $auth.userInfo $auth.existingSecret) (not $c.schemaRegistryUrl) -}}
+{{- $errors = append $errors "schemaRegistry.basicAuth needs config.schemaRegistryUrl: the credentials are for the Schema Registry" -}}
+{{- end -}}
+{{- if and $auth.userInfo $auth.existingSecret -}}
+{{- $errors = append $errors "schemaRegistry.basicAuth.userInfo and schemaRegistry.basicAuth.existingSecret are both set: use one" -}}
+{{- end -}}
+{{- if and $auth.userInfo .Values.existingSecret -}}
+{{- $errors = append $errors "schemaRegistry.basicAuth.userInfo and existingSecret are both set: put SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO in the existing Secret, or use schemaRegistry.basicAuth.existingSecret" -}}
+{{- end -}}
+{{- if ne (empty $auth.existingSecret) (empty $auth.existingSecretKey) -}}
+{{- $errors = append $errors "schemaRegistry.basicAuth.existingSecret and existingSecretKey go together: the Secret and the key of user:password in it" -}}
+{{- end -}}
+{{- if and $c.schemaRegistryUrl (hasKey .Values.secretEnv "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") -}}
+{{- if or $auth.userInfo $auth.existingSecret -}}
+{{- $errors = append $errors "secretEnv.SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO and schemaRegistry.basicAuth are both set: use schemaRegistry.basicAuth" -}}
+{{- end -}}
+{{- end -}}
+
+{{- $startup := .Values.startupProbe -}}
+{{- if and $startup.enabled (not (kindIs "invalid" $startup.failureThreshold)) -}}
+{{- $budget := mul ($startup.periodSeconds | default 10 | int64) ($startup.failureThreshold | int64) -}}
+{{- if le ($budget | float64) ($c.kafkaStartupTimeoutS | float64) -}}
+{{- $errors = append $errors (printf "startupProbe allows %d s (periodSeconds x failureThreshold), not more than config.kafkaStartupTimeoutS (%v): the probe would kill the consumer while it waits for a broker; leave startupProbe.failureThreshold null to compute it" $budget $c.kafkaStartupTimeoutS) -}}
+{{- end -}}
+{{- end -}}
+
+{{- $dlt := .Values.deadLetterTopic -}}
+{{- if $dlt.create -}}
+{{- if not $dlt.strimziCluster -}}
+{{- $errors = append $errors "deadLetterTopic.create needs deadLetterTopic.strimziCluster: the name of the Strimzi Kafka cluster (the strimzi.io/cluster label)" -}}
+{{- end -}}
+{{- range $key := list "retention.ms" "max.message.bytes" -}}
+{{- if hasKey $dlt.config $key -}}
+{{- $errors = append $errors (printf "deadLetterTopic.config.%s: set deadLetterTopic.%s instead" $key (ternary "retentionMs" "maxMessageBytes" (eq $key "retention.ms"))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- if and .Values.prometheusRule.enabled (not .Values.prometheusRule.selector) (not .Values.serviceMonitor.enabled) -}}
+{{- $errors = append $errors "prometheusRule.enabled without serviceMonitor.enabled: the alerts select the labels the ServiceMonitor gives; set prometheusRule.selector to the labels your scrape gives this release's metrics" -}}
+{{- end -}}
+{{- if and $k.mskIam.region (not $k.mskIam.enabled) -}}
+{{- $errors = append $errors "kafka.mskIam.region is set but kafka.mskIam.enabled is not: it is the MSK cluster's region for IAM auth" -}}
 {{- end -}}
 
 {{- if $errors -}}

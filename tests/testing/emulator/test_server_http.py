@@ -44,6 +44,7 @@ def test_admin_faults_partial_update(server: EmulatorServer) -> None:
         "reject_event_types": [],
         "access_keys": [],
         "tracking_ids": [],
+        "dataset_arns": [],
     }
     status, headers, body = raw_request(server, "POST", "/_emulator/faults", b'{"outage": "yes"}')
     assert (status, headers["x-amzn-errortype"]) == (400, "InvalidInputException")

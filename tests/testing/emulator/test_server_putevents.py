@@ -169,11 +169,11 @@ def test_missing_date_is_incomplete_signature(server: EmulatorServer) -> None:
     assert "X-Amz-Date" in body["message"]
 
 
-def test_other_operations_are_unknown(server: EmulatorServer, client: Any) -> None:
-    with pytest.raises(botocore.exceptions.ClientError) as caught:
-        client.put_users(datasetArn="arn:aws:personalize:::dataset/d", users=[{"userId": "u"}])
-    assert error_code(caught.value) == "UnknownOperationException"
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
-    status, _, body = raw_request(server, "GET", "/nowhere", headers=SIGNED_HEADERS)
-    assert status == 404
-    assert body["message"]
+def test_other_paths_and_methods_are_unknown(server: EmulatorServer) -> None:
+    # The five operations are served (tests/testing/emulator/test_server_operations.py); any
+    # other path, or another method on theirs, is not an operation.
+    for method, path in [("GET", "/nowhere"), ("POST", "/events/x"), ("GET", "/events")]:
+        status, headers, body = raw_request(server, method, path, headers=SIGNED_HEADERS)
+        assert (status, headers["x-amzn-errortype"]) == (404, "UnknownOperationException")
+        assert body["message"]
+    assert server.stats()["unknown_operations"] == 3

@@ -119,3 +119,56 @@ def test_settings_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 def test_shutdown_timeout_must_fit_in_the_poll_interval() -> None:
     with pytest.raises(ConfigError, match="SHUTDOWN_TIMEOUT_S"):
         load_settings(VALID | {"SHUTDOWN_TIMEOUT_S": "200"})
+
+
+def test_every_problem_is_named_at_once_cross_field_ones_included(tmp_path: Path) -> None:
+    trunc = tmp_path / "trunc.avsc"
+    trunc.write_text('{"type": "record", "name": "trunc", "fields": [')
+    env = VALID | {
+        "DEAD_LETTER_TOPIC": "clicks",  # one of the sources: a cross-field problem
+        "SHUTDOWN_TIMEOUT_S": "200",  # more than half of MAX_POLL_INTERVAL_MS
+        "MAX_IN_FLIGHT_CALLS": "many",  # a field of its own that is wrong
+        "AVRO_SCHEMA_FILE": str(trunc),
+        "KAFKA_ENABLE_AUTO_COMMIT": "true",
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    problems = raised.value.problems
+    assert any(p.startswith("MAX_IN_FLIGHT_CALLS: ") for p in problems)
+    assert "DEAD_LETTER_TOPIC must not be one of SOURCE_TOPICS" in problems
+    assert "SHUTDOWN_TIMEOUT_S must be at most half of MAX_POLL_INTERVAL_MS" in problems
+    assert any("trunc.avsc: not valid JSON" in p and "line 1, column" in p for p in problems)
+    assert any(
+        p.startswith("KAFKA_ENABLE_AUTO_COMMIT: enable.auto.commit can't be set") for p in problems
+    )
+    assert not any(p.startswith("configuration") for p in problems)  # no doubled prefix
+
+
+@pytest.mark.parametrize(
+    "name", ["ENABLE_AUTO_OFFSET_STORE", "PARTITION_ASSIGNMENT_STRATEGY", "ACKS"]
+)
+def test_properties_the_consumer_fixes_are_refused_not_ignored(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"KAFKA_{name}: "):
+        load_settings(VALID | {f"KAFKA_{name}": "x"})
+
+
+def test_the_command_line_names_all_bad_settings_in_one_line_and_exits_2() -> None:
+    env = (
+        {k: v for k, v in os.environ.items() if k not in VALID}
+        | VALID
+        | {
+            "DEAD_LETTER_TOPIC": "clicks",
+            "MAX_IN_FLIGHT_CALLS": "0",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "consumer", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("personalize-consumer: configuration error: ")
+    assert "MAX_IN_FLIGHT_CALLS" in line and "DEAD_LETTER_TOPIC" in line

@@ -13,10 +13,11 @@ from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from consumer import DEFAULT_MAPPING_FILE, DEFAULT_SCHEMA_FILE
+from consumer.config.checks import cross_field_problems, fixed_property_problems
 from consumer.decode.schema import load_schema_file
 from consumer.errors import ConfigError
 
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
     max_in_flight_calls: int = Field(default=32, ge=1, le=512)
     max_buffered_records: int = Field(default=20_000, ge=10)
     max_calls_per_second: float | None = Field(default=None, gt=0)
+    #: The other operations' caps, per pod, defaulting to AWS's quotas for them (README).
+    put_items_calls_per_second: float = Field(default=10.0, gt=0)
+    put_users_calls_per_second: float = Field(default=10.0, gt=0)
+    put_actions_calls_per_second: float = Field(default=10.0, gt=0)
+    put_action_interactions_calls_per_second: float = Field(default=1000.0, gt=0)
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     commit_interval_ms: int = Field(default=1000, ge=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -140,51 +146,37 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {value}")
         return value
 
-    @model_validator(mode="after")
-    def _kafka_security(self) -> Settings:
-        sasl = self.kafka_security_protocol.startswith("SASL_")
-        if self.kafka_msk_iam:
-            if self.kafka_security_protocol != "SASL_SSL":
-                raise ValueError("KAFKA_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL")
-            if self.kafka_sasl_mechanism not in (None, "OAUTHBEARER"):
-                raise ValueError("KAFKA_MSK_IAM uses KAFKA_SASL_MECHANISM=OAUTHBEARER")
-        elif sasl and self.kafka_sasl_mechanism is None:
-            raise ValueError(
-                f"KAFKA_SASL_MECHANISM is required with {self.kafka_security_protocol}"
-            )
-        elif (
-            sasl
-            and self.kafka_sasl_mechanism != "OAUTHBEARER"
-            and (not self.kafka_sasl_username or self.kafka_sasl_password is None)
-        ):
-            raise ValueError(
-                f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with "
-                f"{self.kafka_sasl_mechanism}"
-            )
-        if (self.kafka_ssl_certificate_location is None) != (self.kafka_ssl_key_location is None):
-            raise ValueError(
-                "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
-            )
-        return self
 
-    @model_validator(mode="after")
-    def _registry_auth(self) -> Settings:
-        auth = self.schema_registry_basic_auth_user_info
-        if auth is not None:
-            if self.schema_registry_url is None:
-                raise ValueError("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO needs SCHEMA_REGISTRY_URL")
-            if ":" not in auth.get_secret_value():
-                raise ValueError("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO must be user:password")
-        return self
+def environment_help() -> str:
+    """The variables `run` reads, for `--help`: the required ones, then the rest with defaults."""
+    required, optional = [], []
+    for name, field in Settings.model_fields.items():
+        if name == "kafka_properties":
+            continue
+        if field.is_required():
+            required.append(name.upper() + (" (or AWS_DEFAULT_REGION)" * (name == "aws_region")))
+        else:
+            default = field.get_default(call_default_factory=True)
+            optional.append(f"{name.upper()}={_shown(default)}")
+    return "\n".join(
+        [
+            "configured by environment variables (or a dotenv file named by SETTINGS_FILE);",
+            "README.md, section Configuration, says what each one means.",
+            "required:",
+            *(f"  {line}" for line in required),
+            "optional (default):",
+            *(f"  {line}" for line in optional),
+            "  KAFKA_<PROPERTY>: any other librdkafka property, e.g. KAFKA_FETCH_MAX_BYTES",
+        ]
+    )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Settings:
-        if self.dead_letter_topic in self.source_topics:
-            raise ValueError("DEAD_LETTER_TOPIC must not be one of SOURCE_TOPICS")
-        if self.shutdown_timeout_s * 1000 * 2 > self.max_poll_interval_ms:
-            # draining (or a revoke's wait) must end well before the group gives up on us
-            raise ValueError("SHUTDOWN_TIMEOUT_S must be at most half of MAX_POLL_INTERVAL_MS")
-        return self
+
+def _shown(default: object) -> str:
+    if default is None:
+        return "none"
+    if isinstance(default, bool):
+        return str(default).lower()
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -204,23 +196,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     }
     if "aws_region" not in values and env.get("AWS_DEFAULT_REGION"):
         values["aws_region"] = env["AWS_DEFAULT_REGION"]
-    values["kafka_properties"] = {
+    properties = {
         k[len("KAFKA_") :].lower().replace("_", "."): v
         for k, v in env.items()
         if k.startswith("KAFKA_") and k.lower() not in Settings.model_fields
     }
+    values["kafka_properties"] = properties
+    problems: list[str] = []
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        problems = _describe(exc)
+    # Checked on the raw values too, so they are reported with the rest, not after it is fixed.
+    problems += cross_field_problems(values) + fixed_property_problems(properties)
+    if problems:
+        raise ConfigError(problems)
     return settings
 
 
 def _describe(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
-        name = "_".join(str(p) for p in error["loc"][:1]).upper() or "configuration"
+        name = "_".join(str(p) for p in error["loc"][:1]).upper()
         message = "required" if error["type"] == "missing" else error["msg"]
         message = message.removeprefix("Value error, ")
-        lines.append(f"{name}: {message}")
+        lines.append(f"{name}: {message}" if name else message)
     return lines
