@@ -182,7 +182,7 @@ class Pipeline:
                 continue
             result = completion.result
             assert result is not None
-            self.metrics.sent.labels(completion.call.session.operation).inc(len(result.accepted))
+            self.metrics.operation(completion.call.session.operation).sent.inc(len(result.accepted))
             for event in result.accepted:
                 self._done(event.record)
             if result.superseded:

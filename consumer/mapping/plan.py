@@ -145,6 +145,13 @@ class _Schema:
             branches = self.branches(found)
         return branches
 
+    def resolve_quietly(self, path: str) -> list[Any]:
+        """`resolve`, or nothing when the path is wrong (reported where it is checked)."""
+        try:
+            return self.resolve(path)
+        except _PathError:
+            return []
+
     def _dead_end(self, before: str, segment: str, branches: list[Any]) -> str:
         records = [b for b in branches if self.kind(b) == "record"]
         if records:
@@ -286,7 +293,7 @@ class _Planner:
         if isinstance(fields, list):
             for index, path in enumerate(fields):
                 loc = f"fields.properties.fields[{index}]"
-                self.check(loc, path, "a property", accepted)
+                self.list_items(loc, path, self.check(loc, path, "a property", accepted))
                 key = camel_case(path.rsplit(".", 1)[-1])
                 entries.append((loc, key, Source(paths=(tuple(path.split(".")),))))
         else:
@@ -295,6 +302,8 @@ class _Planner:
                 if camel_case(key) != key:
                     self.problem(loc, f"property keys are camelCase: use {camel_case(key)!r}")
                 entries.append((loc, key, self.source(loc, "a property", spec, accepted, accepted)))
+                for path in spec.path or []:
+                    self.list_items(loc, path, self.schema.resolve_quietly(path))
         reserved = set() if catalog else {k.casefold() for k in RESERVED_PROPERTY_KEYS}
         seen: dict[str, str] = {}
         for loc, key, _source in entries:
@@ -306,6 +315,12 @@ class _Planner:
                 self.problem(loc, f"property key {key!r} is also made by {seen[key]}")
             seen.setdefault(key, loc)
         return tuple((key, source) for _loc, key, source in entries)
+
+    def list_items(self, loc: str, path: str, branches: list[Any]) -> None:
+        """A list property (catalogs only) is sent `|`-separated: its items must be scalars."""
+        items = self.schema.kinds(self.schema.inner(branches, "array", "items"))
+        if items - _SCALARS - {"null"}:
+            self.problem(loc, f"{path!r} is an array of {_kinds_text(items)}, not of values")
 
     def check_filters(self, spec: EventTypeSpec, source: Source) -> None:
         loc = "fields.eventType"

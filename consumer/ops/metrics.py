@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -18,9 +19,20 @@ NS = "personalize_consumer"
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
+@dataclass(frozen=True, slots=True)
+class OperationMetrics:
+    """One operation's children of the labelled metrics a call updates."""
+
+    accepted: Any
+    events_per_call: Any
+    sent: Any
+    retries: Any
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._operations: dict[str, OperationMetrics] = {}
         r = self.registry
         self.consumed = Counter(
             f"{NS}_records_consumed", "Records consumed.", ["topic"], registry=r
@@ -96,6 +108,19 @@ class Metrics:
         self.brokers_up = Gauge(
             f"{NS}_kafka_brokers_up", "Brokers this consumer is connected to.", registry=r
         )
+
+    def operation(self, name: str) -> OperationMetrics:
+        """The per-operation children, looked up once: `labels()` takes a lock and builds a key
+        on every call, 1.9% of the consumer's CPU in the dense profile when done per call."""
+        found = self._operations.get(name)
+        if found is None:
+            found = self._operations[name] = OperationMetrics(
+                accepted=self.calls.labels("accepted", name),
+                events_per_call=self.events_per_call.labels(name),
+                sent=self.sent.labels(name),
+                retries=self.retries.labels(name),
+            )
+        return found
 
     def value(self, name: str, **labels: str) -> float:
         """A sample's value, summed over the labels not given (operations, say)."""

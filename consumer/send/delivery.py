@@ -215,8 +215,9 @@ class Delivery:
             self._sending[target] -= 1
             limit = self._target_limit(target)
         if 200 <= answer.status < 300:
-            self._metrics.calls.labels("accepted", operation).inc()
-            self._metrics.events_per_call.labels(operation).observe(len(part))
+            counted = self._metrics.operation(operation)
+            counted.accepted.inc()
+            counted.events_per_call.observe(len(part))
             limit.on_success()
             flight.result.accepted.extend(part)
             flight.parts.popleft()
@@ -253,7 +254,7 @@ class Delivery:
 
     def _retry(self, flight: _Flight, error: str, limit: AdaptiveLimit) -> None:
         operation = flight.call.session.operation
-        self._metrics.retries.labels(operation).inc()
+        self._metrics.operation(operation).retries.inc()
         if error in THROTTLING_CODES:
             limit.on_throttle()
         if flight.retry is None:

@@ -187,3 +187,40 @@ def test_every_problem_of_the_topics_is_named_at_once(tmp_path: Path) -> None:
     assert "topics.items.fields: unknown key 'itemID' (did you mean 'itemId'?)" in problems
     assert "topics.taken.fields.actionId.path: 'nope' is not a field" in problems
     assert "topics.taken.fields.timestamp" in problems  # a timestamp-millis is not seconds
+
+
+def test_a_list_property_must_be_a_list_of_values(tmp_path: Path) -> None:
+    nested = {
+        "type": "record",
+        "name": "Nested",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {
+                "name": "variants",
+                "type": {
+                    "type": "array",
+                    "items": {
+                        "type": "record",
+                        "name": "V",
+                        "fields": [{"name": "s", "type": "string"}],
+                    },
+                },
+            },
+        ],
+    }
+    (tmp_path / "nested.avsc").write_text(json.dumps(nested))
+    path = mapping_file(
+        tmp_path,
+        """  items:
+    operation: PutItems
+    datasetArn: arn:aws:personalize:eu-west-1:123456789012:dataset/shop/ITEMS
+    schema: nested.avsc
+    fields: {itemId: id, properties: {fields: [variants]}}
+""",
+    )
+    with pytest.raises(MappingError) as raised:
+        routes_of(path)
+    assert raised.value.problems == [
+        "MAPPING_FILE topics.items.fields.properties.fields[0]: "
+        "'variants' is an array of record, not of values"
+    ]
