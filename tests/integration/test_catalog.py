@@ -266,3 +266,70 @@ def test_check_and_replay_on_a_catalog_topic(
     # At first the four that mapped all took "u-1" as their id: the last superseded the others.
     # The replay sent the four dead-lettered ones with the fixed mapping.
     assert arrived == ["id-1", "id-3", "id-5", "id-7", "u-1"]
+
+
+@pytest.mark.parametrize(
+    ("example", "operation", "id_name"),
+    [("item_catalog", "PutItems", "itemId"), ("user_profile", "PutUsers", "userId")],
+)
+def test_the_catalog_examples_end_to_end(
+    example: str,
+    operation: str,
+    id_name: str,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    emulator: EmulatorServer,
+    events_file: Path,
+    consumers: Consumers,
+) -> None:
+    """schemas/examples/<example>.* as shipped: interactions and the catalog side by side."""
+    clicks, catalog_topic, dead_letter = new_topic(), new_topic(), new_topic()
+    stream = write_sessions(kafka_bootstrap, clicks, 1, count=50, sessions=5)
+    schema = fastavro.parse_schema(json.loads((EXAMPLES / f"{example}.avsc").read_text()))
+    values = {
+        "item_catalog": [
+            {"sku": "sku-1", "title": "Shoe", "price": 9.5, "in_stock": True, "created_at": 1,
+             "category": {"level1": "shoes", "level2": None}, "genres": ["sport", "casual"]},
+            {"sku": "sku-2", "title": None, "price": None, "in_stock": False, "created_at": 2,
+             "category": {"level1": "bags", "level2": "totes"}, "genres": []},
+        ],
+        "user_profile": [
+            {"user_id": "u-1", "membership": "GOLD", "age": 41, "interests": ["tea", "hiking"]},
+            {"user_id": "u-2", "membership": "FREE", "age": None, "interests": []},
+        ],
+    }[example]  # fmt: skip
+    records: list[tuple[str, bytes | None]] = []
+    for value in values:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, schema, value)
+        records.append((str(value[next(iter(value))]), out.getvalue()))
+    write(kafka_bootstrap, catalog_topic, records)
+    variable = "ITEMS" if operation == "PutItems" else "USERS"
+    arn = ARN.format(variable)
+    app = Deployment(kafka_bootstrap, clicks, 1, dead_letter, emulator.url)
+    env = app.env(
+        mapping_file=EXAMPLES / f"{example}.mapping.yaml",
+        source_topics=f"{clicks},{catalog_topic}",
+        **{f"{variable}_TOPIC": catalog_topic, f"{variable}_DATASET_ARN": arn},
+    )
+
+    consumers.run_until_caught_up(env, within_s=RUN_WITHIN_S)
+
+    arrived = entries(events_file, emulator, operation)
+    by_id = {e[id_name]: json.loads(e["properties"]) for e in arrived}
+    assert all(e["datasetArn"] == arn for e in arrived)
+    if operation == "PutItems":
+        assert by_id == {
+            "sku-1": {"title": "Shoe", "price": 9.5, "categoryL1": "shoes",
+                      "genres": "sport|casual", "inStock": True, "creationTimestamp": 1},
+            "sku-2": {"categoryL1": "bags", "categoryL2": "totes", "inStock": False,
+                      "creationTimestamp": 2},
+        }  # fmt: skip
+    else:
+        assert by_id == {
+            "u-1": {"membership": "GOLD", "age": 41, "interests": "tea|hiking"},
+            "u-2": {"membership": "FREE"},
+        }
+    events = {e["eventId"] for e in accepted_events(events_file) if "operation" not in e}
+    assert events == stream.expected_ids()
+    assert app.dead_letters() == []
