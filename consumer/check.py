@@ -21,7 +21,7 @@ from consumer.config import Settings
 from consumer.errors import TransientError
 from consumer.kafkaclient import KafkaErrorWatch, consumer_config
 from consumer.ops.progress import bar
-from consumer.records import OPERATIONS, Failure, MappedEvent, Skipped, SourceRecord
+from consumer.records import OPERATIONS, TOMBSTONE, Failure, MappedEvent, Skipped, SourceRecord
 from consumer.source.kafka import to_record
 from consumer.transform import Transform
 
@@ -115,7 +115,7 @@ def _classify(
         report.outcomes[f"dead-letter ({outcome.stage.value})"] += 1
         report.reasons[f"{outcome.stage.value}: {outcome.reason}"] += 1
     elif isinstance(outcome, Skipped):
-        report.outcomes["skipped (tombstone)" if outcome.reason == "tombstone" else "filtered"] += 1
+        report.outcomes["skipped (tombstone)" if outcome.reason == TOMBSTONE else "filtered"] += 1
     elif isinstance(outcome, MappedEvent):
         report.outcomes["would send"] += 1
         if len(report.examples) < examples:

@@ -37,7 +37,7 @@ from consumer.errors import FatalError, TransientError
 from consumer.ops.health import Health
 from consumer.ops.metrics import Metrics
 from consumer.ops.summary import RunSummary
-from consumer.records import TP, Failure, MappedEvent, Rejected, SourceRecord
+from consumer.records import TOMBSTONE, TP, Failure, MappedEvent, Rejected, SourceRecord
 from consumer.send import Sender, SessionBatcher
 from consumer.source import Source
 from consumer.transform import Transform
@@ -166,8 +166,8 @@ class Pipeline:
             elif isinstance(outcome, Failure):
                 self._dead_letter.send(Rejected(record, outcome), self._dead_lettered)
             else:  # filtered by the mapping, or a catalog tombstone: done, never sent
-                if outcome.reason == "tombstone":
-                    self.metrics.skipped.labels("tombstone").inc()
+                if outcome.reason == TOMBSTONE:
+                    self.metrics.skipped.labels(TOMBSTONE).inc()
                 else:
                     self.metrics.filtered.inc()
                 self._done(record)

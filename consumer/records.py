@@ -104,9 +104,14 @@ class Rejected:
     failure: Failure
 
 
+#: The `Skipped` reason of a null value on a catalog topic: the API has no delete.
+TOMBSTONE = "tombstone"
+
+
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A record the mapping filters out on purpose: done and counted, never dead-lettered."""
+    """A record the mapping filters out on purpose, or a tombstone: done and counted, never
+    dead-lettered."""
 
     record: SourceRecord
     reason: str

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from consumer.decode import Decoder
 from consumer.mapping import EntryMapper, Mapper
-from consumer.records import Failure, MappedEvent, Skipped, SourceRecord
+from consumer.records import TOMBSTONE, Failure, MappedEvent, Skipped, SourceRecord
 
 Outcome = MappedEvent | Failure | Skipped
 
@@ -51,7 +51,7 @@ class Transform:
             route = self._routes.get(origin.topic)
             if route is not None:
                 if record.value is None:  # a tombstone: no delete in the API
-                    return Skipped(record, "tombstone")
+                    return Skipped(record, TOMBSTONE)
                 decode, map_ = route
         value = decode(record.value)
         if isinstance(value, Failure):

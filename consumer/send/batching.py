@@ -55,16 +55,18 @@ def latest_only(
 ) -> tuple[tuple[MappedEvent, ...], tuple[tuple[MappedEvent, MappedEvent], ...]]:
     """The events of a call with only the last (in offset order) of each id, and the others
     paired with the one that supersedes them: a compacted topic's older value is never sent."""
-    last: dict[object, MappedEvent] = {}
-    for event in events:
-        last[event.event.get(key_field)] = event
+    last = {event.event.get(key_field): event for event in events}
     if len(last) == len(events):
         return events, ()
-    kept = tuple(e for e in events if last[e.event.get(key_field)] is e)
-    superseded = tuple(
-        (e, last[e.event.get(key_field)]) for e in events if last[e.event.get(key_field)] is not e
-    )
-    return kept, superseded
+    kept: list[MappedEvent] = []
+    superseded: list[tuple[MappedEvent, MappedEvent]] = []
+    for event in events:
+        newest = last[event.event.get(key_field)]
+        if newest is event:
+            kept.append(event)
+        else:
+            superseded.append((event, newest))
+    return tuple(kept), tuple(superseded)
 
 
 class SessionBatcher:
