@@ -165,12 +165,14 @@ def test_a_refusal_is_fatal_and_names_the_fix() -> None:
 
 def test_the_rate_cap_holds_attempts_back_on_a_timer_not_a_sleep() -> None:
     wire = Wire()
-    sender = delivery(wire, rate=50.0)  # a burst of 50, then one token every 20 ms
-    for n in range(52):
+    # A burst of 5, then one token every 200 ms: far longer than submitting takes on any machine
+    # (at 50/s, one token every 20 ms, a slow VM refilled one before the burst was out).
+    sender = delivery(wire, rate=5.0)
+    for n in range(7):
         sender.submit(call(n, 1))
-    assert len(wire.sent) == 50  # the other two wait for tokens, and submit returned
-    collect(sender, 52)
-    assert len(wire.sent) == 52
+    assert len(wire.sent) == 5  # the other two wait for tokens, and submit returned
+    collect(sender, 7)
+    assert len(wire.sent) == 7
 
 
 def _submitted(sender: Delivery, each: Call) -> Delivery:
