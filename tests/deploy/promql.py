@@ -15,8 +15,6 @@ from typing import Any
 from tests.deploy.support import REPO
 
 PROMTOOL_SCRIPT = REPO / "scripts" / "promtool.sh"
-#: Building promtool from source takes a few minutes on 2 cores, once per machine.
-PROMTOOL_BUILD_TIMEOUT_S = 1800
 
 #: The one metric not of the consumer's own: kube-state-metrics' container restarts.
 KUBE_STATE_METRICS = frozenset({"kube_pod_container_status_restarts_total"})

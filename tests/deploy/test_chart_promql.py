@@ -4,15 +4,13 @@ recording rule); and `promtool test rules` evaluates the alerts on synthetic ser
 `operation` label on the call metrics to show the queries survive a label they don't group by.
 
 promtool comes from ``scripts/promtool.sh`` (promtool on PATH, else a cached build, else
-``go install``). Without one these tests skip saying why, or fail when ``CI`` or
-``REQUIRE_PROMTOOL=1`` is set.
+``go install``); the `promtool` fixture is in conftest.py.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,7 @@ import pytest
 import yaml
 
 from tests.deploy.chart_support import CI_DIR, ci_files_with_rules, render_ci
-from tests.deploy.promql import (
-    PROMTOOL_BUILD_TIMEOUT_S,
-    PROMTOOL_SCRIPT,
-    dashboard_queries,
-    recording_rules,
-)
+from tests.deploy.promql import dashboard_queries, recording_rules
 from tests.deploy.support import CHART, NAMESPACE, RELEASE
 
 DASHBOARD = CHART / "dashboards" / "personalize-consumer.json"
@@ -35,31 +28,6 @@ JOB = {"namespace": NAMESPACE, "job": FULLNAME}
 POD = f"{FULLNAME}-6d8f9c7b5-x2x4q"
 #: The alerts with their default values, as a release with a ServiceMonitor renders them.
 DEFAULT_RULE_SETS = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true")
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """Path of a promtool binary, or skip (fail under CI / REQUIRE_PROMTOOL=1) without one."""
-    try:
-        result = subprocess.run(
-            ["bash", str(PROMTOOL_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=PROMTOOL_BUILD_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = f"scripts/promtool.sh did not run: {exc}"
-    else:
-        path = result.stdout.strip()
-        if result.returncode == 0 and path and os.access(path, os.X_OK):
-            return path
-        tail = result.stderr.strip().splitlines()[-5:]
-        reason = f"scripts/promtool.sh exited {result.returncode}: " + " | ".join(tail)
-    message = f"no promtool for the PromQL tests ({reason}); put promtool on PATH or install Go"
-    if os.environ.get("CI") or os.environ.get("REQUIRE_PROMTOOL") == "1":
-        pytest.fail(f"{message} (CI or REQUIRE_PROMTOOL=1)", pytrace=False)
-    pytest.skip(message)
 
 
 def _promtool(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
