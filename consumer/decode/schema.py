@@ -17,6 +17,7 @@ from typing import Any
 import fastavro
 from fastavro import schemaless_reader
 
+from consumer.decode.generated import compile_reader
 from consumer.records import Failure, Stage
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -84,7 +85,7 @@ class BodyReader:
     promotions, aliases, changed nested types) goes through fastavro's resolution.
     """
 
-    __slots__ = ("_drop", "_fill", "_fresh", "_label", "_project", "_reader", "_writer")
+    __slots__ = ("_drop", "_fast", "_fill", "_fresh", "_label", "_project", "_reader", "_writer")
 
     def __init__(self, writer: dict[str, Any], reader: dict[str, Any] | None, label: str) -> None:
         self._writer = writer
@@ -94,11 +95,14 @@ class BodyReader:
         self._drop: tuple[str, ...] = ()
         self._fill: dict[str, Any] = {}
         self._fresh: tuple[tuple[str, Callable[[], Any]], ...] = ()
+        #: Reads with the writer schema alone, in code generated for it (`generated.py`).
+        self._fast = compile_reader(writer)
         if reader is None or reader == writer:
             return
         projection = _projection(writer, reader)
         if projection is None:
             self._reader = reader
+            self._fast = None
             return
         self._project = True
         self._drop, defaults = projection
@@ -108,6 +112,17 @@ class BodyReader:
         self._fresh = tuple((k, _copier(v)) for k, v in mutable.items())
 
     def read(self, value: bytes, start: int) -> dict[str, Any] | Failure:
+        if self._fast is not None:
+            try:
+                record, end = self._fast(value, start)
+            except Exception:  # not a record of the schema: fastavro says why
+                pass
+            else:
+                if end == len(value):
+                    return self._projected(record) if self._project else record
+        return self._read_with_fastavro(value, start)
+
+    def _read_with_fastavro(self, value: bytes, start: int) -> dict[str, Any] | Failure:
         buffer = io.BytesIO(value)
         if start:
             buffer.seek(start)
@@ -121,12 +136,14 @@ class BodyReader:
                 "TrailingBytes",
                 f"value has {len(value) - buffer.tell()} bytes after the Avro record{self._label}",
             )
-        if self._project:
-            for name in self._drop:
-                del record[name]
-            record.update(self._fill)
-            for name, make in self._fresh:
-                record[name] = make()
+        return self._projected(record) if self._project else record
+
+    def _projected(self, record: dict[str, Any]) -> dict[str, Any]:
+        for name in self._drop:
+            del record[name]
+        record.update(self._fill)
+        for name, make in self._fresh:
+            record[name] = make()
         return record
 
     def _unreadable(self, value: bytes, start: int, exc: Exception) -> str:

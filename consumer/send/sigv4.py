@@ -32,6 +32,8 @@ class SigV4:
         self._region, self._service = region, service
         self._key_for: tuple[str, str] | None = None  # (secret, date) of `_key`
         self._key = b""
+        self._second = -1  # the second `_amz_date` is of
+        self._amz_date = ""
 
     def headers(
         self,
@@ -44,7 +46,10 @@ class SigV4:
     ) -> dict[str, str]:
         """The headers that sign `body` (to `path`, else the URL's): Host, Content-Type,
         X-Amz-Date, Authorization (+ token)."""
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        second = int(now)
+        if second != self._second:  # many calls a second: the date is formatted once
+            self._second, self._amz_date = second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        amz_date = self._amz_date
         date = amz_date[:8]
         headers = {"Content-Type": "application/json", "Host": self.host, "X-Amz-Date": amz_date}
         canonical = f"content-type:application/json\nhost:{self.host}\nx-amz-date:{amz_date}\n"
@@ -53,17 +58,21 @@ class SigV4:
             headers["X-Amz-Security-Token"] = token
             canonical += f"x-amz-security-token:{token}\n"
             signed += ";x-amz-security-token"
-        canonical_path = self._path if path is None else quote(path, safe="/~")
+        canonical_path = self._path
+        if path is not None:
+            canonical_path = self._quoted.get(path) or self._quoted.setdefault(
+                path, quote(path, safe="/~")
+            )
         request = (
             f"POST\n{canonical_path}\n\n{canonical}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
         )
         scope = f"{date}/{self._region}/{self._service}/aws4_request"
         digest = hashlib.sha256(request.encode()).hexdigest()
         to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
-        signature = hmac.new(self._signing_key(secret_key, date), to_sign.encode(), "sha256")
+        signature = hmac.digest(self._signing_key(secret_key, date), to_sign.encode(), "sha256")
         headers["Authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature.hexdigest()}"
+            f"SignedHeaders={signed}, Signature={signature.hex()}"
         )
         return headers
 
@@ -71,7 +80,7 @@ class SigV4:
         if self._key_for != (secret_key, date):
             key = ("AWS4" + secret_key).encode()
             for part in (date, self._region, self._service, "aws4_request"):
-                key = hmac.new(key, part.encode(), "sha256").digest()
+                key = hmac.digest(key, part.encode(), "sha256")
             self._key_for, self._key = (secret_key, date), key
         return self._key
 
