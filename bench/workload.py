@@ -166,7 +166,13 @@ def produce_paced(
 ) -> ProduceLog:
     """Write `records` at `rate` records/s (in 10 ms steps), as live traffic arrives."""
     log = ProduceLog(topic)
-    out = producer(bootstrap, linger_ms=1)
+    # librdkafka's default linger (5 ms), as a clickstream collector's producer would have it.
+    # With 1 ms the broker of this 2-core machine took 250 ms (median) and 1.0 s (p99) to
+    # acknowledge 2,000 records/s, and a plain consumer saw them no sooner: the bench measured
+    # the broker, not the consumer. With 5 ms: 9 and 635 ms; 10 ms: 14 and 112 ms
+    # (`python bench/kafka_path.py --linger-ms N`). CreateTime is taken when `produce` is
+    # called, so the linger itself counts against the consumer's latency.
+    out = producer(bootstrap, linger_ms=5)
     started = time.monotonic()
     for index, (key, value) in enumerate(records):
         due = started + index / rate
