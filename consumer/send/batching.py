@@ -8,6 +8,8 @@ calls, not events. So a session's events wait until it has 10, or until its olde
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -88,7 +90,11 @@ class SessionBatcher:
         #: Full again as their call came back: they go first, so a busy session gets a call
         #: every round trip (its only pace) instead of queueing behind every other full one.
         self._again: dict[SessionKey, None] = {}
-        self._lingering: deque[tuple[float, SessionKey]] = deque()
+        #: (oldest event's time, tie-break, session), earliest first. A heap, not a queue: a
+        #: session whose call came back lingers from its oldest waiting event, which may be
+        #: older than sessions queued since; behind them it would wait up to a linger more.
+        self._lingering: list[tuple[float, int, SessionKey]] = []
+        self._ties = itertools.count()
         self._buffered = 0
 
     def __len__(self) -> int:
@@ -112,7 +118,7 @@ class SessionBatcher:
         if event.session in self._in_flight:
             return
         if len(queue) == 1:
-            self._lingering.append((now, event.session))
+            heapq.heappush(self._lingering, (now, next(self._ties), event.session))
         if len(queue) >= self._max:
             self._full[event.session] = None
 
@@ -125,7 +131,7 @@ class SessionBatcher:
             calls.append(self._take(next(iter(self._full))))
         cutoff = now if flush else now - self._linger_s
         while self._lingering and len(calls) < limit and self._lingering[0][0] <= cutoff:
-            since, session = self._lingering.popleft()
+            since, _tie, session = heapq.heappop(self._lingering)
             queue = self._queues.get(session)
             if queue and session not in self._in_flight and queue[0][0] == since:
                 calls.append(self._take(session))
@@ -138,7 +144,7 @@ class SessionBatcher:
         if not queue:
             self._queues.pop(session, None)
             return
-        self._lingering.append((queue[0][0], session))
+        heapq.heappush(self._lingering, (queue[0][0], next(self._ties), session))
         if len(queue) >= self._max:
             self._again[session] = None
 
@@ -150,7 +156,8 @@ class SessionBatcher:
             self._buffered += 1
         for session in {e.session for e in events}:
             if session not in self._in_flight:
-                self._lingering.append((self._queues[session][0][0], session))
+                since = self._queues[session][0][0]
+                heapq.heappush(self._lingering, (since, next(self._ties), session))
                 if len(self._queues[session]) >= self._max:
                     self._full[session] = None
 
@@ -170,7 +177,7 @@ class SessionBatcher:
                 self._full.pop(session, None)
                 self._again.pop(session, None)
             if kept and session not in self._in_flight:
-                self._lingering.append((kept[0][0], session))
+                heapq.heappush(self._lingering, (kept[0][0], next(self._ties), session))
 
     def _take(self, session: SessionKey) -> Call:
         queue = self._queues[session]

@@ -37,6 +37,22 @@ def test_a_full_session_goes_at_once_a_partial_one_after_the_linger() -> None:
     assert offsets(rest) == [10, 11]
 
 
+def test_events_that_waited_behind_their_sessions_call_go_when_it_returns() -> None:
+    """They lingered long enough while the call was out; a session that started lingering
+    later must not hold them back (live traffic: up to a whole linger of extra latency)."""
+    batcher = SessionBatcher(linger_s=0.2)
+    batcher.add(event(0, "a"), now=0.0)
+    (first,) = batcher.ready(now=0.2, limit=10)
+    batcher.add(event(1, "a"), now=0.25)  # waits for a's call
+    batcher.add(event(0, "b", partition=1), now=0.3)  # lingers until 0.5
+    batcher.complete(first.session)  # back at 0.46: a's event has waited 0.21 s
+    (call,) = batcher.ready(now=0.46, limit=10)
+    assert (call.session.session_id, offsets(call)) == ("a", [1])
+    assert batcher.ready(now=0.46, limit=10) == []
+    (late,) = batcher.ready(now=0.5, limit=10)
+    assert late.session.session_id == "b"
+
+
 def test_one_call_in_flight_per_session() -> None:
     batcher = SessionBatcher(linger_s=0)
     for n in range(25):
