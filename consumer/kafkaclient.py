@@ -207,10 +207,6 @@ class _Heard(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-#: Records librdkafka keeps prefetched per partition (its default is 100,000): see consumer_config.
-QUEUED_MIN_MESSAGES = 10_000
-
-
 def consumer_config(
     settings: Settings,
     stats_cb: Callable[[str], None] | None = None,
@@ -219,11 +215,6 @@ def consumer_config(
     """Auto-commit and the automatic offset store off: only done records are committed."""
     consumer_only, _producer_only = property_scopes(frozenset(settings.kafka_properties.items()))
     return {
-        # librdkafka prefetches up to 100,000 records a partition by default, far past what
-        # MAX_BUFFERED_RECORDS lets the loop take, and a pause drops what was prefetched, to be
-        # fetched again. bench soak, 400,000 records: peak RSS 173 → 140 MB, librdkafka's CPU
-        # 4.5 → 1.4 s, with 10,000. KAFKA_QUEUED_MIN_MESSAGES overrides it.
-        "queued.min.messages": QUEUED_MIN_MESSAGES,
         **common_config(settings, stats_cb, error_cb),
         **{k: v for k, v in settings.kafka_properties.items() if k in consumer_only},
         "group.id": settings.kafka_group_id,

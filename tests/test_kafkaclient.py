@@ -27,12 +27,6 @@ def test_offsets_are_only_committed_by_the_pipeline() -> None:
     assert config["partition.assignment.strategy"] == "cooperative-sticky"
 
 
-def test_prefetch_is_bounded_by_default_and_the_setting_wins() -> None:
-    assert consumer_config(load_settings(BASE))["queued.min.messages"] == 10_000
-    mine = load_settings(BASE | {"KAFKA_QUEUED_MIN_MESSAGES": "50000"})
-    assert consumer_config(mine)["queued.min.messages"] == "50000"
-
-
 def test_scram_over_tls(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
