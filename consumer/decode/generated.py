@@ -177,22 +177,8 @@ class _Writer:
             self.emit(depth, f"{target} = {symbols}[{index}]")
         elif kind == "fixed":
             self.raw(target, str(int(schema["size"])), depth)
-        elif kind == "array":
-            self.blocks(
-                target,
-                "[]",
-                depth,
-                lambda d, item: self.value(schema["items"], item, d, expanding),
-                "append",
-            )
-        elif kind == "map":
-            self.blocks(
-                target,
-                "{}",
-                depth,
-                lambda d, item: self.value(schema["values"], item, d, expanding),
-                "map",
-            )
+        elif kind in ("array", "map"):
+            self.blocks(schema, target, depth, expanding)
         else:
             self.value(kind, target, depth, expanding)  # {"type": "string"} and the like
 
@@ -236,12 +222,13 @@ class _Writer:
         self.emit(depth + 1, "raise _Bad('union index')")
 
     def blocks(
-        self, target: str, empty: str, depth: int, item: Callable[[int, str], None], kind: str
+        self, schema: dict[str, Any], target: str, depth: int, expanding: tuple[str, ...]
     ) -> None:
         """Arrays and maps: blocks of items, each block a count (negative: then its size in
         bytes), ending with a zero count."""
+        kind = schema["type"]
         block = self.name("k")
-        self.emit(depth, f"{target} = {empty}")
+        self.emit(depth, f"{target} = {'{}' if kind == 'map' else '[]'}")
         self.emit(depth, "while True:")
         self.long(block, depth + 1)
         self.emit(depth + 1, f"if {block} == 0:")
@@ -256,7 +243,7 @@ class _Writer:
             self.raw(key, size, depth + 2)
             self.emit(depth + 2, f"{key} = {key}.decode()")
         element = self.name("x")
-        item(depth + 2, element)
+        self.value(schema["values" if kind == "map" else "items"], element, depth + 2, expanding)
         if kind == "map":
             self.emit(depth + 2, f"{target}[{key}] = {element}")
         else:
