@@ -99,6 +99,8 @@ def compile_reader(schema: dict[str, Any]) -> BodyFunction | None:
         writer.value(schema, "record", 1, expanding=())
     except Unsupported:
         return None
+    except (KeyError, TypeError, ValueError):  # a shape fastavro accepted and this did not expect
+        return None
     source = "def read(data, pos):\n    end_of_data = len(data)\n"
     source += "".join(writer.lines) + "    return record, pos\n"
     namespace = dict(_GLOBALS) | writer.constants

@@ -74,11 +74,12 @@ class _Exchange(http.HttpClientStream):  # type: ignore[misc]  # awscrt is untyp
 
     The runtime calls `_on_response`, `_on_body` and `_on_complete` of its stream object itself,
     on its event-loop thread, each time taking the GIL from the busy poll loop. They are
-    overridden here (awscrt's own stream class calls user callbacks with keyword arguments from
-    them, and completes a `concurrent.futures.Future` whose done-callback would be a fourth
-    Python call), so a call costs the event-loop thread two short Python calls, or three with
-    an error body. tests/send/test_delivery_http.py drives this against real servers; a newer awscrt
-    that renamed them would fail there, not in production.
+    overridden here: awscrt's own stream class calls user callbacks with keyword arguments from
+    them, and completes a `concurrent.futures.Future` whose done-callback would be one more
+    Python call. A call still enters Python four times on that thread (reading the request
+    body, the response head, its body, completion), each entry now short.
+    tests/send/test_delivery_http.py drives this against real servers: an awscrt that renamed
+    these methods would fail there, not in production.
     """
 
     __slots__ = (
