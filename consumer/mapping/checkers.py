@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from consumer.mapping.screen import Screen, compile_screen
 
 _MAX_NAME_IN_MESSAGE = 64
 
@@ -30,7 +31,6 @@ class Violation:
 
 Out = list[Violation]
 Checker = Callable[[Any, str, "str | int", Out], None]
-Screen = Callable[[Any], bool]
 
 
 class Compiler:
@@ -81,51 +81,9 @@ class Compiler:
         return _structure_checker(members, tuple(shape.required_members))
 
     def screen(self, shape: Any) -> Screen:
-        """True only for a value of the structure `shape` in which its checker finds nothing.
-
-        Plain string members (no enum, no documented rule on top) are checked inline, with no
-        call per member; the others by their own checkers. A value the screen doubts goes to the
-        full checker, which says what is wrong. In the loop benchmark it halves validation.
-        """
-        self.compile(shape)
-        members = self._members[shape.name]
-        strings: dict[str, tuple[int, int, re.Pattern[str] | None]] = {}
-        others: dict[str, Checker] = {}
-        for name, member in shape.members.items():
-            meta = member.metadata
-            if (
-                member.type_name == "string"
-                and not member.enum
-                and (shape.name, name) not in self.extras
-            ):
-                source = meta.get("pattern")
-                pattern = re.compile(_ecma_anchors(source)) if source is not None else None
-                strings[name] = (meta.get("min", 0), meta.get("max", sys.maxsize), pattern)
-            else:
-                others[name] = members[name]
-        required = tuple(shape.required_members)
-
-        def screen(value: Any) -> bool:
-            if type(value) is not dict:
-                return False
-            for name, item in value.items():
-                limits = strings.get(name)
-                if limits is not None:
-                    if type(item) is not str or not limits[0] <= len(item) <= limits[1]:
-                        return False
-                    if limits[2] is not None and limits[2].search(item) is None:
-                        return False
-                    continue
-                checker = others.get(name)
-                if checker is None or item is None:
-                    return False
-                out: Out = []
-                checker(item, "", name, out)
-                if out:
-                    return False
-            return all(value.get(name) is not None for name in required)
-
-        return screen
+        """True only for a value of the structure `shape` in which its checker finds nothing:
+        generated code (`screen.py`), so the checkers run only to say what is wrong."""
+        return compile_screen(shape, self.extras, _ecma_anchors)
 
 
 def _chain(base: Checker, extra: Checker) -> Checker:

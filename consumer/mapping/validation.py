@@ -24,7 +24,8 @@ from typing import Any
 
 import botocore.session
 
-from consumer.mapping.checkers import Checker, Compiler, Out, Screen, Violation, path_of
+from consumer.mapping.checkers import Checker, Compiler, Out, Violation, path_of
+from consumer.mapping.screen import Screen
 from consumer.records import OPERATIONS
 
 __all__ = [
@@ -58,8 +59,11 @@ SENT_AT_MAX_AHEAD_S = 24 * 3600.0
 
 def validate_put_events(request: Mapping[str, Any]) -> list[Violation]:
     """Check a whole PutEvents request (trackingId, userId, sessionId, eventList)."""
+    checkers = _checkers()
+    if checkers.request_screen(request):
+        return []
     out: list[Violation] = []
-    _checkers().request(request, "", "", out)
+    checkers.request(request, "", "", out)
     return out
 
 
@@ -119,6 +123,8 @@ def check_property_keys(keys: Iterable[Any], path: str = "properties") -> list[V
 @dataclass(frozen=True, slots=True)
 class _Checkers:
     request: Checker
+    #: The fast yes for `request`: a new session's fields are checked with a request.
+    request_screen: Screen
     event: Checker
     event_keys_checked: Checker
     #: The fast yes for `event_keys_checked`: nearly every event is valid.
@@ -143,6 +149,7 @@ def _checkers() -> _Checkers:
     without_json = Compiler({k: v for k, v in extras.items() if k != ("Event", "properties")})
     return _Checkers(
         request=request,
+        request_screen=compiler.screen(input_shape),
         event=compiler.compile(event_shape),
         event_keys_checked=without_json.compile(event_shape),
         screen=without_json.screen(event_shape),
