@@ -21,6 +21,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from botocore.exceptions import ClientError, NoCredentialsError
 from tenacity import RetryCallState, Retrying, wait_random_exponential
 
@@ -190,12 +191,16 @@ class Delivery:
             self._later(flight, wait)
             return
         part = flight.parts[0]
-        request = request_of(session, part)
+        try:
+            body = encode_request(request_of(session, part))
+        except orjson.JSONEncodeError as exc:  # a string JSON cannot carry: a lone surrogate
+            self._bad_data(flight, part, "JSONEncodeError", f"{operation}: not JSON ({exc})")
+            return
         flight.started, flight.sending = time.monotonic(), True
         if operation != "PutEvents":
             self._sending[target] = self._sending.get(target, 0) + 1
         try:
-            self._client.send(encode_request(request), flight, operation)
+            self._client.send(body, flight, operation)
         except Exception as exc:  # signing: no credentials anywhere in the chain
             flight.sending = False
             if operation != "PutEvents":
@@ -232,19 +237,25 @@ class Delivery:
             self._refused(flight, AwsRefused(fatal_message(exc, operation)))
         elif kind is ErrorKind.BAD_DATA:
             assert isinstance(exc, ClientError)
-            flight.parts.popleft()
-            if len(part) == 1:
-                reason = exc.response.get("Error", {}).get("Message", f"rejected by {operation}")
-                code = exc.response.get("Error", {}).get("Code", "InvalidInputException")
-                flight.result.rejected.append((part[0], Failure(Stage.PUT_EVENTS, code, reason)))
-            else:
-                half = len(part) // 2
-                flight.parts.extendleft((part[half:], part[:half]))  # first half goes first
-            self._next(flight)
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "InvalidInputException")
+            self._bad_data(flight, part, code, error.get("Message", f"rejected by {operation}"))
         elif flight.cancelled:
             self._finish(flight)
         else:
             self._retry(flight, answer.error or _code(exc), limit)
+
+    def _bad_data(
+        self, flight: _Flight, part: tuple[MappedEvent, ...], code: str, reason: str
+    ) -> None:
+        """One bad event spoils its call: the halves go out in turn until it stands alone."""
+        flight.parts.popleft()
+        if len(part) == 1:
+            flight.result.rejected.append((part[0], Failure(Stage.PUT_EVENTS, code, reason)))
+        else:
+            half = len(part) // 2
+            flight.parts.extendleft((part[half:], part[:half]))  # first half goes first
+        self._next(flight)
 
     def _target_limit(self, target: tuple[str, str]) -> AdaptiveLimit:
         found = self._limits.get(target)

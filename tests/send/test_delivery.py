@@ -142,6 +142,22 @@ def test_bad_events_are_found_by_halving_and_the_rest_go_in_order() -> None:
     assert flat == sorted(flat, key=lambda i: int(i[1:]))  # halves left in order, one at a time
 
 
+def test_an_event_json_cannot_carry_is_rejected_alone_and_the_rest_are_sent() -> None:
+    """A lone surrogate (a mapping constant written with a `\\ud800` escape) makes orjson
+    refuse the body: that event is dead-lettered, never read as missing credentials."""
+    wire = Wire()
+    bad = call(0, 6)
+    events = list(bad.events)
+    events[4] = events[4]._replace(event={**events[4].event, "itemId": "item-\ud800"})
+    (done,) = collect(_submitted(delivery(wire), Call(SESSION, tuple(events))), 1)
+    assert done.fatal is None and done.result is not None
+    assert [m.event["eventId"] for m in done.result.accepted] == ["e0", "e1", "e2", "e3", "e5"]
+    ((event, failure),) = done.result.rejected
+    assert event.event["eventId"] == "e4" and failure.error_class == "JSONEncodeError"
+    assert "surrogate" in failure.reason and "item-" not in failure.reason
+    assert [i for ids in wire.sent for i in ids] == ["e0", "e1", "e2", "e3", "e5"]
+
+
 def test_throttling_is_retried_on_a_timer_and_lowers_the_limit() -> None:
     metrics = Metrics()
     wire = Wire(script=["ThrottlingException", "InternalFailure", "200"])
