@@ -1,5 +1,5 @@
-"""A `MappingPlan` compiled into small closures: per record, dictionary lookups and the
-conversions each field needs, never parsing.
+"""The rules of a `MappingPlan` as small closures (`compiled.py` calls them from the code it
+generates): per record, dictionary lookups and the conversions each field needs, never parsing.
 
 A conversion that can never work raises `Unmappable`, whose reason names the field, the path and
 the rule, never the value: the model marks ids and properties sensitive.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from operator import methodcaller
 from typing import Any
 
-from consumer.mapping.plan import MappingPlan, Source, Unit
+from consumer.mapping.plan import Source, Unit
 from consumer.mapping.validation import check_property_keys
 from consumer.records import Stage
 
@@ -29,7 +29,6 @@ class Unmappable(Exception):
 
 
 Getter = Callable[[Mapping[str, Any]], Any]
-Step = Callable[[Mapping[str, Any], dict[str, Any]], None]
 #: What a hostile value can make a conversion raise; anything else is a bug and propagates.
 CONVERSION_ERRORS = (LookupError, TypeError, ValueError, AttributeError, OverflowError)
 
@@ -176,69 +175,7 @@ def _from_iso8601(found: Any, where: str) -> datetime:
     return parsed
 
 
-def optional_steps(plan: MappingPlan) -> tuple[tuple[str, Step], ...]:
-    """Fields left out when their source has no value: each a step that may add it."""
-    sources = plan.sources
-    steps: list[tuple[str, Step]] = []
-    if (source := sources.get("eventValue")) is not None:
-        steps.append(("eventValue", _step("eventValue", getter(source, _number(source)))))
-    plain: list[tuple[str, str]] = []  # (event key, record field): copied as they are
-    for name in ("itemId", "recommendationId"):
-        if (source := sources.get(name)) is not None:
-            if len(source.paths) == 1 and len(source.paths[0]) == 1 and not source.convert:
-                plain.append((name, source.paths[0][0]))
-            else:
-                steps.append((name, _step(name, getter(source, text))))
-    if plain:
-        steps.append((", ".join(k for k, _f in plain), _copies(tuple(plain))))
-    if (source := sources.get("impression")) is not None:
-        items = _impression(source, plan.impression_delimiter)
-        steps.append(("impression", _step("impression", getter(source, None), items)))
-    if plan.properties_from is not None or plan.properties:
-        steps.append(("properties", _step("properties", _properties(plan))))
-    if (source := sources.get("metricAttributionSource")) is not None:
-        get = getter(source, text)
-        step = _step("metricAttribution", get, lambda found: {"eventAttributionSource": found})
-        steps.append(("metricAttributionSource", step))
-    return tuple(steps)
-
-
-def _copies(pairs: tuple[tuple[str, str], ...]) -> Step:
-    """Fields copied from top-level fields of the record as they are: one step for them all
-    (a call per field was a measurable part of mapping an event)."""
-
-    def copy(value: Mapping[str, Any], event: dict[str, Any]) -> None:
-        get = value.get
-        for key, field in pairs:
-            found = get(field)
-            if found is not None:
-                event[key] = found
-
-    return copy
-
-
-def _step(key: str, get: Getter, then: Callable[[Any], Any] | None = None) -> Step:
-    """Set `key` from `get` (through `then`, which may drop it with None) unless it is null."""
-    if then is None:
-
-        def copy(value: Mapping[str, Any], event: dict[str, Any]) -> None:
-            found = get(value)
-            if found is not None:
-                event[key] = found
-
-        return copy
-
-    def convert(value: Mapping[str, Any], event: dict[str, Any]) -> None:
-        found = get(value)
-        if found is not None:
-            found = then(found)
-            if found is not None:
-                event[key] = found
-
-    return convert
-
-
-def _number(source: Source) -> Callable[[Any], Any]:
+def number_converter(source: Source) -> Callable[[Any], Any]:
     where = source.describe()
 
     def number(found: Any) -> Any:
@@ -252,7 +189,7 @@ def _number(source: Source) -> Callable[[Any], Any]:
     return number
 
 
-def _impression(source: Source, delimiter: str | None) -> Callable[[Any], Any]:
+def impression_items(source: Source, delimiter: str | None) -> Callable[[Any], Any]:
     """Items of an array (ids as strings) or of a delimited string; none: left out."""
     where, convert = source.describe(), source.convert
 
@@ -272,11 +209,6 @@ def _impression(source: Source, delimiter: str | None) -> Callable[[Any], Any]:
 
 #: Property maps of up to this many entries are remembered once encoded, up to this many maps.
 _MEMO_ITEMS, _MEMO_SIZE = 8, 4096
-
-
-def _properties(plan: MappingPlan) -> Getter:
-    """The properties as a JSON object string, or None when there are none."""
-    return properties_getter(plan.properties_from, plan.properties)
 
 
 def _joined(found: Any) -> Any:

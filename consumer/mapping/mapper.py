@@ -1,7 +1,8 @@
 """Decoded records to PutEvents events, as a mapping file says (`consumer/mapping/file.py`).
 
-The file is checked once, at start-up, into a `MappingPlan`; `Mapper` compiles the plan into small
-closures (`fields.py`), so a record costs dictionary lookups and the conversions its fields need.
+The file is checked once, at start-up, into a `MappingPlan`; `Mapper` compiles the plan into one
+generated function (`compiled.py`, over the closures of `fields.py`), so a record costs dictionary
+lookups and the conversions its fields need.
 Every event is then checked against botocore's model before it costs an API call. Failure reasons
 name fields, paths and rules, never values: the model marks ids and properties sensitive.
 """
@@ -9,22 +10,15 @@ name fields, paths and rules, never values: the model marks ids and properties s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
 from hashlib import sha1
 from typing import Any
 
 from consumer.mapping.checkers import Violation
-from consumer.mapping.fields import (
-    CONVERSION_ERRORS,
-    Unmappable,
-    getter,
-    optional_steps,
-    sent_at_getter,
-    text,
-)
+from consumer.mapping.compiled import MapFunction, compile_map
+from consumer.mapping.fields import sent_at_getter
 from consumer.mapping.plan import MappingPlan
-from consumer.mapping.validation import validate_event, validate_put_events
-from consumer.records import Failure, MappedEvent, SessionKey, Skipped, SourceRecord, Stage
+from consumer.mapping.validation import event_screen, validate_event, validate_put_events
+from consumer.records import Failure, SessionKey, Stage
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c5d2e-3b1a-4c55-9a51-2f1f7f3f8a10")
 
@@ -68,74 +62,25 @@ class Mapper:
     def __init__(self, plan: MappingPlan) -> None:
         self.plan = plan
         sources = plan.sources
-        self._tracking_id = plan.tracking_id
-        self._topic_tracking_ids = dict(plan.topic_tracking_ids)
-        self._session_id = getter(sources["sessionId"], text)
-        self._user_id = getter(sources["userId"], text) if "userId" in sources else None
-        self._event_id = getter(sources["eventId"], text) if "eventId" in sources else None
-        self._event_type = getter(sources["eventType"], None)
-        self._filtering = bool(plan.include is not None or plan.exclude or plan.rename)
-        self._include, self._exclude = plan.include, plan.exclude
-        self._rename = dict(plan.rename)
-        self._sent_at = sent_at_getter(sources["sentAt"], plan.sent_at_unit)
-        self._steps = optional_steps(plan)
         self._checked_sessions: dict[SessionKey, tuple[Violation, ...]] = {}
-        self._missing = {
-            name: Failure(Stage.MAP, "required", f"{name}: no value at {sources[name].describe()}")
+        missing = {
+            f"_missing_{name}": Failure(
+                Stage.MAP, "required", f"{name}: no value at {sources[name].describe()}"
+            )
             for name in ("sessionId", "eventType", "sentAt")
         }
-
-    def map(
-        self, record: SourceRecord, value: Mapping[str, Any]
-    ) -> MappedEvent | Failure | Skipped:
-        name = "eventType"  # what is being mapped, for the reason if a conversion fails
-        try:
-            event_type = self._event_type(value)
-            if event_type is None:
-                return self._missing[name]
-            if self._filtering:  # first: a filtered record is skipped whatever else it holds
-                if type(event_type) is not str:
-                    return Failure(Stage.MAP, "type", "eventType: must be a string")
-                if self._include is not None and event_type not in self._include:
-                    return Skipped(record, "eventType is not in the include list")
-                if event_type in self._exclude:
-                    return Skipped(record, "eventType is in the exclude list")
-                event_type = self._rename.get(event_type, event_type)
-            name = "sessionId"
-            session_id = self._session_id(value)
-            if session_id is None:
-                return self._missing[name]
-            name = "sentAt"
-            sent_at = self._sent_at(value)
-            if sent_at is None:
-                return self._missing[name]
-            name = "eventId"
-            event_id = self._event_id(value) if self._event_id is not None else None
-            event: dict[str, Any] = {
-                "eventId": event_id
-                or _derived_event_id_fast(record.topic, record.partition, record.offset),
-                "eventType": event_type,
-                "sentAt": sent_at,
-            }
-            for name, step in self._steps:  # noqa: B007 (`name` is read by the except clause)
-                step(value, event)
-            name = "userId"
-            user_id = self._user_id(value) if self._user_id is not None else None
-        except Unmappable as exc:
-            return Failure(exc.stage, exc.rule, exc.reason)
-        except CONVERSION_ERRORS as exc:
-            kind = type(exc).__name__
-            return Failure(Stage.MAP, kind, f"{name}: cannot be mapped ({kind})")
-        tracking_id = self._topic_tracking_ids.get(record.topic, self._tracking_id)
-        session = SessionKey(tracking_id, user_id, session_id)
-        violations: Sequence[Violation] = self._session_violations(session)
-        if not violations:
-            violations = validate_event(event, "", properties_checked=True)
-            if not violations:
-                return MappedEvent(record, session, event)
-        first = violations[0]
-        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-        return Failure(Stage.VALIDATE, first.rule, first.message + more)
+        #: Maps a decoded record to its event, a `Failure` or `Skipped` (`compiled.py`).
+        self.map: MapFunction = compile_map(
+            plan,
+            {
+                **missing,
+                "_sent_at": sent_at_getter(sources["sentAt"], plan.sent_at_unit),
+                "_event_id": _derived_event_id_fast,
+                "_session_violations": self._session_violations,
+                "_screen": event_screen(),
+                "_validate_event": validate_event,
+            },
+        )
 
     def _session_violations(self, session: SessionKey) -> tuple[Violation, ...]:
         """The request-level fields, checked once per session rather than once per event."""

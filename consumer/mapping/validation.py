@@ -84,6 +84,11 @@ def validate_event(
     return out
 
 
+def event_screen() -> Screen:
+    """`validate_event`'s fast yes (`properties_checked`), for a caller that calls it per event."""
+    return _checkers().screen
+
+
 def validate_request(operation: str, request: Mapping[str, Any]) -> list[Violation]:
     """Check a whole request of any of the five operations, as AWS would."""
     out: list[Violation] = []
