@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Records taken between two looks at finished calls (~5 ms of work).
 _SLICE = 64
+#: How often the gauges and the heartbeat are updated (Prometheus scrapes every few seconds).
+_OBSERVE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Pipeline:
         self._batcher = SessionBatcher(tuning.linger_s)
         self._fatal: FatalError | None = None
         self._closing = False
+        self._observed_at = -_OBSERVE_S
         source.subscribe(self)
 
     @property
@@ -210,6 +213,13 @@ class Pipeline:
         return self._tracker.epoch((record.topic, record.partition)) == record.epoch
 
     def _observe(self) -> None:
+        """Gauges and the heartbeat, at most every `_OBSERVE_S`. Every turn, they were 2.4% of
+        the poll loop's CPU in the sparse loop benchmark, where a turn hands back about two
+        calls."""
+        now = time.monotonic()
+        if now - self._observed_at < _OBSERVE_S:
+            return
+        self._observed_at = now
         m = self.metrics
         m.in_flight.set(self._sender.in_flight)
         m.in_flight_limit.set(self._sender.limit)

@@ -76,7 +76,6 @@ class Completion:
 @dataclass(eq=False, slots=True)
 class _Flight:
     call: Call
-    partitions: frozenset[TP]
     retry: RetryCallState | None  # made at the first retry: most calls never need one
     #: What is left to send, in order; a bisected part becomes its two halves at the front.
     parts: deque[tuple[MappedEvent, ...]]
@@ -85,6 +84,10 @@ class _Flight:
     sending: bool = False
     cancelled: bool = False
     done: bool = False  # its completion is out (a timer may still name it: it is ignored)
+
+    def touches(self, partitions: Collection[TP]) -> bool:
+        """Whether any of its events is of `partitions` (asked on a rebalance, not per call)."""
+        return any((m.record.topic, m.record.partition) in partitions for m in self.call.events)
 
 
 class Delivery:
@@ -127,8 +130,7 @@ class Delivery:
         return max(0, self._limit.limit - len(self._flights))
 
     def submit(self, call: Call) -> None:
-        partitions = frozenset([(m.record.topic, m.record.partition) for m in call.events])
-        flight = _Flight(call, partitions, None, deque([call.events]))
+        flight = _Flight(call, None, deque([call.events]))
         self._flights[id(call)] = flight
         self._attempt(flight)
 
@@ -149,7 +151,7 @@ class Delivery:
         return done
 
     def in_flight_for(self, partitions: Collection[TP]) -> int:
-        return sum(1 for f in self._flights.values() if not f.partitions.isdisjoint(partitions))
+        return sum(1 for f in self._flights.values() if f.touches(partitions))
 
     def cancel(self, partitions: Collection[TP] | None = None) -> None:
         """Stop retrying these calls; their unsent events stay uncommitted.
@@ -157,9 +159,7 @@ class Delivery:
         A call on the wire ends when its answer comes (accepted, or unsent).
         """
         for flight in self._flights.values():
-            if flight.cancelled or (
-                partitions is not None and flight.partitions.isdisjoint(partitions)
-            ):
+            if flight.cancelled or (partitions is not None and not flight.touches(partitions)):
                 continue
             flight.cancelled = True
             if not flight.sending and not flight.done:
