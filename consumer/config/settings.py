@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     batch_linger_ms: int = Field(default=200, ge=0, le=60_000)
     max_in_flight_calls: int = Field(default=32, ge=1, le=512)
-    max_buffered_records: int = Field(default=20_000, ge=10)
+    max_buffered_records: int = Field(default=40_000, ge=10)
     max_calls_per_second: float | None = Field(default=None, gt=0)
     #: The other operations' caps, per pod, defaulting to AWS's quotas for them (README).
     put_items_calls_per_second: float = Field(default=10.0, gt=0)

@@ -22,6 +22,7 @@ from typing import Any
 from consumer.mapping.fields import (
     CONVERSION_ERRORS,
     Unmappable,
+    attribution,
     getter,
     impression_items,
     number_converter,
@@ -49,6 +50,7 @@ def compile_map(plan: MappingPlan, helpers: Mapping[str, Any]) -> MapFunction:
         "_SessionKey": SessionKey,
         "_MappedEvent": MappedEvent,
         "_text": text,
+        "_event_types": {},
         **helpers,
     }
     source = "\n".join(writer.function())
@@ -83,6 +85,11 @@ class _Writer:
         body = ["name = 'eventType'"]  # what is being mapped, for the reason if it fails
         body += self.read("event_type", sources["eventType"], None)
         body += ["if event_type is None:", "    return _missing_eventType"]
+        # one string object per event type: buffered events share it (54 bytes each otherwise)
+        body += ["if type(event_type) is str:", "    known = _event_types.get(event_type)"]
+        body += ["    if known is not None:", "        event_type = known"]
+        body += ["    elif len(_event_types) < 4096:"]
+        body += ["        _event_types[event_type] = event_type"]
         if plan.include is not None or plan.exclude or plan.rename:
             # first: a filtered record is skipped whatever else it holds
             body += ["if type(event_type) is not str:"]
@@ -125,7 +132,7 @@ class _Writer:
             "        kind = type(exc).__name__",
             "        return _Failure(_MAP, kind, f'{name}: cannot be mapped ({kind})')",
             f"    session = _new(_SessionKey, ({tracking}, user_id, session_id, 'PutEvents'))",
-            "    violations = _session_violations(session)",
+            "    session, violations = _session(session)",
             "    if not violations:",
             "        if _screen(event):  # the usual valid event",
             "            return _new(_MappedEvent, (record, session, event))",
@@ -162,7 +169,7 @@ class _Writer:
             properties = self.constant(properties_getter(plan.properties_from, plan.properties))
             put("properties", "properties", [f"found = {properties}(value)"])
         if (source := sources.get("metricAttributionSource")) is not None:
-            then = "{'eventAttributionSource': found}"
+            then = f"{self.constant(attribution())}(found)"
             read = self.read("found", source, text)
             put("metricAttribution", "metricAttributionSource", read, then)
         return lines

@@ -62,7 +62,7 @@ class Mapper:
     def __init__(self, plan: MappingPlan) -> None:
         self.plan = plan
         sources = plan.sources
-        self._checked_sessions: dict[SessionKey, tuple[Violation, ...]] = {}
+        self._checked_sessions: dict[SessionKey, tuple[SessionKey, tuple[Violation, ...]]] = {}
         missing = {
             f"_missing_{name}": Failure(
                 Stage.MAP, "required", f"{name}: no value at {sources[name].describe()}"
@@ -76,20 +76,22 @@ class Mapper:
                 **missing,
                 "_sent_at": sent_at_getter(sources["sentAt"], plan.sent_at_unit),
                 "_event_id": _derived_event_id_fast,
-                "_session_violations": self._session_violations,
+                "_session": self._session,
                 "_screen": event_screen(),
                 "_validate_event": validate_event,
             },
         )
 
-    def _session_violations(self, session: SessionKey) -> tuple[Violation, ...]:
-        """The request-level fields, checked once per session rather than once per event."""
+    def _session(self, session: SessionKey) -> tuple[SessionKey, tuple[Violation, ...]]:
+        """The request-level fields, checked once per session rather than once per event; and
+        the session's one key object, which its buffered events share (a key and its id strings
+        per event were ~190 bytes of each: they wait in memory, up to MAX_BUFFERED_RECORDS)."""
         try:
             found = self._checked_sessions.get(session)
         except TypeError:  # an id of a type the check rejects (a list, say): not cacheable
-            return tuple(validate_put_events(_request_for(session)))
+            return session, tuple(validate_put_events(_request_for(session)))
         if found is None:
-            found = tuple(validate_put_events(_request_for(session)))
+            found = session, tuple(validate_put_events(_request_for(session)))
             if len(self._checked_sessions) >= _SESSIONS_REMEMBERED:
                 self._checked_sessions.clear()
             self._checked_sessions[session] = found

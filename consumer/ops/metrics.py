@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +69,17 @@ class Metrics:
             ["outcome", "operation"],
             registry=r,
         )
-        self.call_seconds = Histogram(
+        self.call_seconds = LoopHistogram(
             f"{NS}_put_events_duration_seconds",
             "PutEvents attempt latency.",
-            buckets=LATENCY_BUCKETS,
+            LATENCY_BUCKETS,
             registry=r,
-        )
-        self.events_per_call = Histogram(
+        ).labels()
+        self.events_per_call = LoopHistogram(
             f"{NS}_events_per_call",
             "Entries in each accepted call (10 is full), per operation.",
+            tuple(range(1, 11)),
             ["operation"],
-            buckets=tuple(range(1, 11)),
             registry=r,
         )
         self.retries = Counter(
@@ -151,6 +155,66 @@ class Metrics:
             for partition, p in detail.get("partitions", {}).items():
                 if partition != "-1" and (lag := _lag(p)) is not None:
                     self.lag.labels(topic, partition).set(lag)
+
+
+class _Series:
+    """One label set's counts: `counts[i]` observations in bucket i (the last one: +Inf)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bound >= value: `le`
+        self.sum += value
+
+
+class LoopHistogram:
+    """A histogram only the poll loop observes, kept as plain numbers and read at a scrape.
+
+    prometheus_client's `Histogram.observe` takes a lock per value it updates and checks its
+    labels each time; two per call were 4.3% of the poll loop's CPU in the sparse loop benchmark
+    (one event a call). One writer needs no lock; a scrape copies the counts under the GIL.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._name, self._documentation = name, documentation
+        self._labelnames = list(labelnames)
+        self._bounds = tuple(float(b) for b in buckets)
+        self._series: dict[tuple[str, ...], _Series] = {}
+        if registry is not None:
+            registry.register(self)  # a collector: `describe` and `collect`
+
+    def labels(self, *values: str) -> _Series:
+        found = self._series.get(values)
+        if found is None:
+            found = self._series[values] = _Series(self._bounds)
+        return found
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for values, series in list(self._series.items()):
+            counts, total = list(series.counts), series.sum
+            cumulative, buckets = 0, []
+            bounds = [*map(floatToGoString, self._bounds), "+Inf"]
+            for bound, count in zip(bounds, counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            family.add_metric(list(values), buckets, total)
+        return [family]
 
 
 def _lag(partition: dict[str, Any]) -> int | None:

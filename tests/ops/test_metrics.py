@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from consumer.ops.metrics import Metrics
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram
+
+from consumer.ops.metrics import LATENCY_BUCKETS, LoopHistogram, Metrics
 
 LAG = "personalize_consumer_consumer_lag_records"
 
@@ -54,3 +58,31 @@ def test_statistics_that_are_not_json_change_nothing() -> None:
     metrics = Metrics()
     metrics.on_kafka_stats("{not json")
     assert metrics.total(LAG) == 0
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(
+        st.sampled_from([0.0, 0.005, 0.02, 1.0, 10.0, 11.0]) | st.floats(0, 20, allow_nan=False),
+        max_size=30,
+    )
+)
+def test_the_loop_histogram_exports_what_prometheus_clients_own_would(
+    values: list[float],
+) -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    lean = LoopHistogram("h", "help.", LATENCY_BUCKETS, ["operation"], registry=ours)
+    reference = Histogram("h", "help.", ["operation"], buckets=LATENCY_BUCKETS, registry=theirs)
+    for value in values:
+        lean.labels("PutEvents").observe(value)
+        reference.labels("PutEvents").observe(value)
+
+    def samples(registry: CollectorRegistry) -> list[tuple[str, str, float]]:
+        found = [
+            (s.name, str(sorted(s.labels.items())), s.value)
+            for m in registry.collect()
+            for s in m.samples
+        ]
+        return sorted(s for s in found if not s[0].endswith("_created"))
+
+    assert samples(ours) == samples(theirs)
