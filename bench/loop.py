@@ -9,7 +9,8 @@ It is a tool for finding where the time goes, not a figure for the README: those
 `bench/run`.
 
 Prints CPU per event of the whole process and of each kind of thread, events per call, and
-events per CPU-second.
+events per CPU-second; with `--rss-every`, RSS over the run (the soak's measure, without Kafka:
+the records themselves are in memory from the start, so compare the run with itself).
 """
 
 from __future__ import annotations
@@ -114,7 +115,35 @@ def partitioned(traffic: Traffic, count: int) -> dict[TP, list[bytes]]:
     return logs
 
 
-def measure(records: int, sparse: bool, latency_ms: float, http: bool) -> dict[str, Any]:
+class RssSampler:
+    """RSS (from /proc) and records committed, every `every_s` seconds, on its own thread."""
+
+    def __init__(self, source: MemorySource, every_s: float) -> None:
+        self.samples: list[tuple[float, float, int]] = []  # (seconds, MB, records committed)
+        self._source, self._every_s = source, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            with open("/proc/self/status") as status:
+                kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+            done = sum(self._source.committed.values())
+            self.samples.append((time.monotonic() - self._started, kb / 1024, done))
+
+
+def measure(
+    records: int, sparse: bool, latency_ms: float, http: bool, rss_every_s: float = 0.0
+) -> dict[str, Any]:
     from consumer.app import build_sender, build_transform, quiet_cycle_collector
     from consumer.config import load_settings
     from consumer.deadletter import LeaveInPlace
@@ -162,7 +191,9 @@ def measure(records: int, sparse: bool, latency_ms: float, http: bool) -> dict[s
             at_start = _split(threads)
             before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.monotonic()
-            summary = pipeline.run(threading.Event(), until_caught_up=True)
+            sampler = RssSampler(source, rss_every_s or 3600.0)
+            with sampler:
+                summary = pipeline.run(threading.Event(), until_caught_up=True)
             wall = time.monotonic() - started
             after = resource.getrusage(resource.RUSAGE_SELF)
             threads.read()
@@ -189,6 +220,7 @@ def measure(records: int, sparse: bool, latency_ms: float, http: bool) -> dict[s
         "threads": {k: round(v - at_start.get(k, 0.0), 2) for k, v in _split(threads).items()},
         "summary": str(summary),
         "mean_call_ms": _mean_call_ms(metrics),
+        "rss_samples": [[round(t, 1), round(mb, 1), n] for t, mb, n in sampler.samples],
     }
 
 
@@ -215,9 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--rss-every", type=float, default=0.0, help="sample RSS every so many seconds"
+    )
     args = parser.parse_args(argv)
     log(f"loop: {args.records:,} records, {'sparse' if args.sparse else 'dense'}")
-    result = measure(args.records, args.sparse, args.latency_ms, args.http)
+    result = measure(args.records, args.sparse, args.latency_ms, args.http, args.rss_every)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -229,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
             f"system {result['system_cpu_s']:.1f} s; threads {result['threads']}; "
             f"mean call {result['mean_call_ms']:.1f} ms"
         )
+        if samples := result["rss_samples"]:
+            settled = [s for s in samples if s[2] >= args.records / 10] or samples
+            print(
+                f"RSS: {settled[0][1]:.0f} MB once a tenth was done, {samples[-1][1]:.0f} MB at "
+                f"the end, peak {max(s[1] for s in samples):.0f} MB"
+            )
     return 0
 
 
