@@ -13,6 +13,7 @@ import sys
 from consumer.config import environment_help, load_settings
 from consumer.errors import ConfigError, FatalError
 from consumer.ops.logs import configure_logging
+from consumer.ops.memory import limit_malloc_arenas
 
 EXIT_CONFIG = 2
 EXIT_FATAL = 3
@@ -111,6 +112,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _run(until_caught_up: bool, replay: bool = False) -> int:
+    limit_malloc_arenas()  # before librdkafka and the CRT start their threads
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -34,20 +34,32 @@ MAX_HOLD_S = 30.0
 
 def to_record(message: Message, epoch: int = 0) -> SourceRecord:
     """A consumed message as the stages see it: its bytes kept for the dead-letter topic."""
+    topic, partition = message.topic(), message.partition()
+    assert topic is not None and partition is not None
+    return _record(message, topic, partition, epoch)
+
+
+def _record(message: Message, topic: str, partition: int, epoch: int) -> SourceRecord:
+    """`to_record` once the caller has read the topic and partition (the poll loop has)."""
     _kind, timestamp = message.timestamp()
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    assert topic is not None and partition is not None and offset is not None
     headers = message.headers() or ()  # (name, bytes) pairs, as librdkafka returns them
-    return SourceRecord(
-        topic,
-        partition,
-        offset,
-        message.key(),
-        message.value(),
-        list(headers.items()) if isinstance(headers, dict) else headers,
-        timestamp if timestamp > 0 else None,
-        epoch,
+    # tuple.__new__, not SourceRecord(...): a NamedTuple's __new__ is one more Python call.
+    return _new(
+        SourceRecord,
+        (
+            topic,
+            partition,
+            message.offset(),
+            message.key(),
+            message.value(),
+            list(headers.items()) if isinstance(headers, dict) else headers,
+            timestamp if timestamp > 0 else None,
+            epoch,
+        ),
     )
+
+
+_new = tuple.__new__
 
 
 def records_left(
@@ -135,11 +147,12 @@ class KafkaSource:
                 else:
                     log.warning("consumer error", extra={"error": str(error)})
                 continue
-            tp = (message.topic() or "", message.partition() or 0)
-            epoch = epochs.get(tp)
+            topic, partition = message.topic(), message.partition()
+            tp = (topic, partition)
+            epoch = epochs.get(tp)  # type: ignore[arg-type]  # set: it is no error
             if epoch is None or tp in held:
                 continue  # revoked, or held back: fetched again later
-            records.append(to_record(message, epoch))
+            records.append(_record(message, topic, partition, epoch))  # type: ignore[arg-type]
         return records
 
     def held(self, tp: TP) -> bool:
