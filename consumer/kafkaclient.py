@@ -207,6 +207,14 @@ class _Heard(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+#: librdkafka's prefetch, bounded: its defaults (100,000 messages a partition, 64 MB) are for
+#: consumers that keep nothing themselves, while this one buffers `MAX_BUFFERED_RECORDS`.
+#: Still seconds of work ahead at a pod's rate; a 1,000,000-record soak peaked ~25 MB lower with
+#: these, and a very busy session still did not slow the others (bench/README.md, `hot`).
+#: `KAFKA_QUEUED_MIN_MESSAGES` and `KAFKA_QUEUED_MAX_MESSAGES_KBYTES` override them.
+PREFETCH = {"queued.min.messages": 20000, "queued.max.messages.kbytes": 8192}
+
+
 def consumer_config(
     settings: Settings,
     stats_cb: Callable[[str], None] | None = None,
@@ -216,6 +224,7 @@ def consumer_config(
     consumer_only, _producer_only = property_scopes(frozenset(settings.kafka_properties.items()))
     return {
         **common_config(settings, stats_cb, error_cb),
+        **PREFETCH,
         **{k: v for k, v in settings.kafka_properties.items() if k in consumer_only},
         "group.id": settings.kafka_group_id,
         "enable.auto.commit": False,

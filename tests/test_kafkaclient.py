@@ -27,6 +27,15 @@ def test_offsets_are_only_committed_by_the_pipeline() -> None:
     assert config["partition.assignment.strategy"] == "cooperative-sticky"
 
 
+def test_the_prefetch_is_bounded_by_default_and_an_operator_may_change_it() -> None:
+    bounded = consumer_config(load_settings(BASE))
+    assert bounded["queued.min.messages"] == 20000
+    assert bounded["queued.max.messages.kbytes"] == 8192
+    more = consumer_config(load_settings(BASE | {"KAFKA_QUEUED_MIN_MESSAGES": "100000"}))
+    assert more["queued.min.messages"] == "100000"
+    assert more["queued.max.messages.kbytes"] == 8192
+
+
 def test_scram_over_tls(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
