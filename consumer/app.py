@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from types import FrameType
@@ -209,7 +210,12 @@ def run(settings: Settings, until_caught_up: bool = False, replay: bool = False)
             summary = pipeline.run(stop, until_caught_up=until_caught_up)
         return replace(summary, replay=replay)
     finally:
+        # Two lines that time a shutdown: until "leaving the group" it was the drain (bounded by
+        # SHUTDOWN_TIMEOUT_S), after it the group's leave, which is Kafka's to finish.
+        leaving = time.monotonic()
+        log.info("leaving the group")
         pipeline.close()
+        log.info("left the group", extra={"seconds": round(time.monotonic() - leaving, 3)})
         if server is not None:
             server.shutdown()
         for sig, handler in previous.items():
