@@ -33,8 +33,8 @@ BodyFunction = Callable[[bytes, int], tuple[dict[str, Any], int]]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 
-# timedelta(0, seconds, µs): positional and already split, 1.0 µs cheaper than
-# timedelta(microseconds=...) here, and exact (floor division keeps negatives right).
+# timedelta(0, seconds, µs): positional and already split, 0.8 µs cheaper than
+# timedelta(microseconds=...) on this machine, and exact (floor division keeps negatives right).
 _MILLIS = "_timedelta(0, {v} // 1000, {v} % 1000 * 1000)"
 _MICROS = "_timedelta(0, {v} // 1000000, {v} % 1000000)"
 #: Logical types read here, and how (the value is in `v`, the expression makes the result).

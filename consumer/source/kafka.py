@@ -39,6 +39,9 @@ def to_record(message: Message, epoch: int = 0) -> SourceRecord:
     return _record(message, topic, partition, epoch)
 
 
+_new = tuple.__new__
+
+
 def _record(message: Message, topic: str, partition: int, epoch: int) -> SourceRecord:
     """`to_record` once the caller has read the topic and partition (the poll loop has)."""
     _kind, timestamp = message.timestamp()
@@ -57,9 +60,6 @@ def _record(message: Message, topic: str, partition: int, epoch: int) -> SourceR
             epoch,
         ),
     )
-
-
-_new = tuple.__new__
 
 
 def records_left(
@@ -149,7 +149,7 @@ class KafkaSource:
                 continue
             topic, partition = message.topic(), message.partition()
             tp = (topic, partition)
-            epoch = epochs.get(tp)  # type: ignore[arg-type]  # set: it is no error
+            epoch = epochs.get(tp)  # type: ignore[arg-type]  # set on any message without an error
             if epoch is None or tp in held:
                 continue  # revoked, or held back: fetched again later
             records.append(_record(message, topic, partition, epoch))  # type: ignore[arg-type]
