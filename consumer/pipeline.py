@@ -20,6 +20,8 @@ One turn:
 Done means accepted, or dead-lettered and acknowledged, or filtered; nothing else is committed.
 On stop or a fatal error: fetching stops, what is in flight finishes (bounded by
 SHUTDOWN_TIMEOUT_S), what is done is committed; then `run` returns, or raises the fatal error.
+The consumer is still polled while it drains, so a rebalance that starts meanwhile (a rolling
+deploy's new pod joining) is served at once instead of waiting for the drain to end.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Pipeline:
         self._batcher = SessionBatcher(tuning.linger_s)
         self._fatal: FatalError | None = None
         self._closing = False
+        self._drain_deadline: float | None = None  # set while draining: no wait outlasts it
         self._observed_at = -_OBSERVE_S
         source.subscribe(self)
 
@@ -229,9 +232,19 @@ class Pipeline:
         self.health.assigned = self._source.assigned
         self.health.beat()
 
-    def _settle(self, tps: Collection[TP] | None, send_buffered: bool = False) -> None:
-        """Let calls and dead-letter copies (of `tps`, or all) finish, bounded; cancel the rest."""
+    def _settle(
+        self, tps: Collection[TP] | None, send_buffered: bool = False, serve: bool = False
+    ) -> None:
+        """Let calls and dead-letter copies (of `tps`, or all) finish, bounded; cancel the rest.
+
+        `serve` (the drain, never a revoke: librdkafka runs those inside `consume`) keeps polling
+        the consumer meanwhile. Its partitions are paused, so it hands back nothing but the
+        group's callbacks; a record that still comes (a partition assigned since) is left
+        unfinished, for its next owner to read.
+        """
         deadline = time.monotonic() + self._tuning.shutdown_timeout_s
+        if self._drain_deadline is not None:  # a revoke while draining: within the drain's bound
+            deadline = min(deadline, self._drain_deadline)
         while time.monotonic() < deadline:
             flushing = send_buffered and self._fatal is None
             if tps is not None:
@@ -243,6 +256,8 @@ class Pipeline:
                 break
             if flushing:
                 self._submit(flush=True)
+            if serve:
+                self._source.consume(0.0)
             self._collect(0.02)
             self._dead_letter.poll(0)
             self._fatal = self._fatal or self._dead_letter.fatal
@@ -251,7 +266,8 @@ class Pipeline:
     def _drain(self) -> None:
         """Shutdown: stop fetching, send what is buffered (unless fatal), wait for it, commit."""
         self._source.stop_fetching()
-        self._settle(None, send_buffered=True)
+        self._drain_deadline = time.monotonic() + self._tuning.shutdown_timeout_s
+        self._settle(None, send_buffered=True, serve=True)
         self._committer.commit()
 
     def _idle(self) -> bool:

@@ -251,6 +251,42 @@ def test_a_revoke_waits_for_its_calls_and_late_results_are_dropped() -> None:
     assert sorted(sent_p0) == sorted(list(range(10)) * 2)
 
 
+def test_a_rebalance_while_draining_is_served_before_the_drain_ends() -> None:
+    """A rolling deploy: this member drains after SIGTERM while a new one joins. The group's
+    revoke is served during the drain, with what is done committed; the group does not wait
+    for the drain."""
+    of_p1 = [ENCODER.encode({**v, "sessionId": f"p1-{v['sessionId']}"}) for v in interactions(10)]
+    source = FakeSource({P0: values(10), P1: of_p1})  # no session in both: a call is of one
+    sender = FakeSender(auto=None)
+    p = pipeline(source, sender)
+    source.assign(P0, P1)
+    stop = threading.Event()
+    still_out_at_revoke: list[int] = []
+
+    def of(partition: int) -> list[Any]:
+        return [c for c in sender._in_flight if c.events[0].record.partition == partition]
+
+    def rolling_deploy(turn: int) -> None:
+        if turn == 2:
+            stop.set()  # SIGTERM, with every call in flight
+        elif turn == 3:  # draining: P1's calls come back
+            for call in of(1):
+                sender.finish(call)
+        elif turn == 4:  # the new member's rebalance takes P1; P0's calls are still out
+            still_out_at_revoke.append(len(of(0)))
+            source.revoke(P1)
+        elif turn == 5:
+            for call in of(0):
+                sender.finish(call)
+
+    source.on_consume = rolling_deploy
+    p.run(stop)
+    p0_calls = [c for c in sender.submitted if c.events[0].record.partition == 0]
+    assert still_out_at_revoke == [len(p0_calls)]  # every one of P0's calls was still out
+    assert source.committed(P1) == 10 and source.committed(P0) == 10
+    assert sender.cancelled == []
+
+
 def test_backpressure_pauses_fetching_and_the_loop_keeps_turning() -> None:
     source = FakeSource({P0: values(50)}, batch_size=10)
     source.budget = Budget(10)

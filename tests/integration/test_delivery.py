@@ -169,6 +169,33 @@ def test_members_joining_and_leaving_the_group_lose_nothing(
     assert app.committed() == app.end_offsets()
 
 
+def test_a_member_draining_after_sigterm_does_not_hold_up_the_group(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    emulator: EmulatorServer,
+    events_file: Path,
+    consumers: Consumers,
+) -> None:
+    """A rolling deploy: the old pod drains for up to SHUTDOWN_TIMEOUT_S while the new one
+    joins. The new one gets its share of partitions during the drain, not after it."""
+    topic, dead_letter = new_topic(partitions=4), new_topic()
+    stream = write_sessions(kafka_bootstrap, topic, 4, 6_000, sessions=100)
+    app = Deployment(kafka_bootstrap, topic, 4, dead_letter, emulator.url)
+
+    old = consumers.start(app.env(max_calls_per_second=5))  # slow: its drain lasts 30 s
+    old.wait_until(accepted_at_least(emulator, 200), 120, "the old pod sending")
+    old.send(signal.SIGTERM)
+    new = consumers.start(app.env())
+    # Both still members, each with partitions: the old one served the rebalance mid-drain.
+    old.wait_until(lambda: app.partitions_per_member() == [2, 2], 25, "partitions shared")
+    assert old.exit_code(STOPS_WITHIN_S) == 0, old.stderr_tail()
+    new.wait_until(app.caught_up, 180, "every partition committed to its end")
+
+    new.send(signal.SIGTERM)
+    assert new.exit_code(STOPS_WITHIN_S) == 0, new.stderr_tail()
+    assert {e["eventId"] for e in arrived(emulator, events_file)} == stream.expected_ids()
+
+
 def test_broker_restart_mid_run_loses_nothing(
     kafka_broker: KafkaBroker,
     new_topic: Callable[..., str],
