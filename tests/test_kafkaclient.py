@@ -36,6 +36,15 @@ def test_the_prefetch_is_bounded_by_default_and_an_operator_may_change_it() -> N
     assert more["queued.max.messages.kbytes"] == 8192
 
 
+def test_a_backlog_is_fetched_in_small_shares_per_partition_unless_the_operator_says() -> None:
+    interleaved = consumer_config(load_settings(BASE))
+    assert interleaved["max.partition.fetch.bytes"] == 65536
+    librdkafkas = consumer_config(
+        load_settings(BASE | {"KAFKA_MAX_PARTITION_FETCH_BYTES": "1048576"})
+    )
+    assert librdkafkas["max.partition.fetch.bytes"] == "1048576"
+
+
 def test_scram_over_tls(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
