@@ -157,10 +157,18 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
 
 
 def thread_lines(scenarios: dict[str, dict[str, Any]]) -> str:
-    """One line per scenario: the consumer's CPU by kind of thread (not in the table: too wide)."""
+    """One line per scenario: the consumer's CPU by kind of thread (not in the table: too wide),
+    and the machine's speed index before and after the scenario (`vmspeed.py`)."""
     lines = []
     for name, result in scenarios.items():
         cpu = result.get("consumer_thread_cpu_s")
+        if speed := result.get("vm_speed"):
+            before, after = speed
+            lines.append(
+                f"{name}: machine before/after (vmspeed.py): python {before['python']:.2f} / "
+                f"{after['python']:.2f}, wake-up {before['wakeup_us']:.1f} / "
+                f"{after['wakeup_us']:.1f} µs"
+            )
         if cpu is None:
             continue
         per_event = _fmt(result.get("poll_loop_cpu_us_per_event"), ",.0f")

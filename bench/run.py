@@ -36,6 +36,7 @@ from machine import machine
 from processes import find_broker_pid
 from report import table, target_lines, targets, thread_lines
 from scenarios import Bench
+from vmspeed import readings as vm_speed
 from workload import Traffic
 
 DEFAULT_OUT = HERE / "results" / "latest.json"
@@ -168,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     scenarios: dict[str, dict[str, Any]] = {}
     profile: dict[str, Any] | None = None
     if "micro" in args.scenario_list:
+        before = vm_speed()
         try:
             scenarios["micro"] = run_micro(args)
         except BenchError as error:
             scenarios["micro"] = {"scenario": "micro", "error": str(error)[-3000:]}
+        scenarios["micro"]["vm_speed"] = [before, vm_speed()]
 
     kafka = None
     bootstrap_kind = "given" if args.bootstrap else "local"
@@ -189,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.scenario_list:
                 if name == "micro":
                     continue  # measured above, before the broker starts
+                before = vm_speed()  # the machine's speed around the scenario (vmspeed.py)
                 try:
                     scenarios[name] = run_scenario(bench, name)
                 except BenchError as error:  # report it, measure the others
                     log(f"{name} failed: {error}")
                     scenarios[name] = {"scenario": name, "error": str(error)[-3000:]}
+                scenarios[name]["vm_speed"] = [before, vm_speed()]
             if args.profile:
                 try:
                     profile = bench.profile()

@@ -10,6 +10,11 @@ It measures the next step named in bench/README.md; it is not a client. The prot
 proxy, no timeouts, no reconnection and no error handling: what a real one would need is what
 `crt.py` and `wire.py` do today. Rounds alternate between the two in one process, because this
 VM's speed drifts between runs.
+
+`--serial N` measures the other thing that bounds the consumer: how long one call takes when it
+is the only one out and the caller does nothing else, N calls one after another per client. That
+is the floor under a session's chain of calls (one in flight per session), so under `dense`'s
+busiest session and the naive ratio.
 """
 
 from __future__ import annotations
@@ -137,11 +142,28 @@ def _round(client: Client, calls: int, in_flight: int) -> float:
     return (_cpu_s() - started) / calls * 1e6
 
 
+def _serial(client: Client, calls: int) -> str:
+    """Wall time per call, one call at a time: the floor of a session's chain of calls."""
+    times = []
+    for tag in range(calls):
+        started = time.perf_counter()
+        client.send(BODY, tag)
+        while not client.drain(1.0):
+            pass
+        times.append(time.perf_counter() - started)
+    times.sort()
+    mean, p50, p90 = sum(times) / calls, times[calls // 2], times[calls * 9 // 10]
+    return f"mean {mean * 1e3:5.2f} ms, p50 {p50 * 1e3:5.2f}, p90 {p90 * 1e3:5.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4000, help="calls per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--in-flight", type=int, default=32, help="also the connections")
+    parser.add_argument(
+        "--serial", type=int, default=0, metavar="N", help="instead: N calls one at a time"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         endpoint = Endpoint(20.0, None, Path(tmp) / "emulator.log", Path(tmp))
@@ -161,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
             }
             for client in clients.values():
                 _round(client, 500, args.in_flight)  # connections open, code warm
+            if args.serial:
+                log(f"{args.rounds} rounds of {args.serial:,} calls one at a time")
+                for _ in range(args.rounds):
+                    for name, client in clients.items():
+                        print(f"{name:20s} {_serial(client, args.serial)}")
+                return 0
             log(f"{args.rounds} rounds of {args.calls:,} calls of {len(BODY):,} bytes each")
             for _ in range(args.rounds):
                 for name, client in clients.items():

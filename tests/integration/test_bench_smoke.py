@@ -35,6 +35,10 @@ def test_smoke_run_reports_every_scenario(kafka_bootstrap: str, tmp_path: Path) 
     scenarios = report["scenarios"]
     assert set(scenarios) == {"micro", *CALL_SCENARIOS}
     assert scenarios["micro"]["events_per_s"] > 0
+    for name, result in scenarios.items():  # the machine's speed around each (bench/vmspeed.py)
+        assert len(result["vm_speed"]) == 2, name  # before and after
+        for reading in result["vm_speed"]:
+            assert reading["python"] > 0 and reading["wakeup_us"] > 0, name
     for name in sorted(CALL_SCENARIOS):
         result = scenarios[name]
         assert result["events"] > 0, name
