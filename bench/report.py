@@ -158,7 +158,7 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
 
 def thread_lines(scenarios: dict[str, dict[str, Any]]) -> str:
     """One line per scenario: the consumer's CPU by kind of thread (not in the table: too wide),
-    and the machine's speed index before and after the scenario (`vmspeed.py`)."""
+    and the readings of the machine before and after it (`vmspeed.py`)."""
     lines = []
     for name, result in scenarios.items():
         cpu = result.get("consumer_thread_cpu_s")
