@@ -53,18 +53,19 @@ def _process_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _echo(there: queue.SimpleQueue[int | None], back: queue.SimpleQueue[int]) -> None:
+    """The second thread of `wakeup_us`: hands every item back until None."""
+    while (item := there.get()) is not None:
+        back.put(item)
+
+
 def wakeup_us(tries: int = 3, trips: int = 2000) -> float:
     """CPU µs of this process per round trip to a second thread and back, best of `tries`."""
     best = float("inf")
     for _ in range(tries):
         there: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         back: queue.SimpleQueue[int] = queue.SimpleQueue()
-
-        def echo(there: queue.SimpleQueue[int | None], back: queue.SimpleQueue[int]) -> None:
-            while (item := there.get()) is not None:
-                back.put(item)
-
-        thread = threading.Thread(target=echo, args=(there, back), name="vmspeed-echo")
+        thread = threading.Thread(target=_echo, args=(there, back), name="vmspeed-echo")
         thread.start()
         started = _process_cpu_s()
         for trip in range(trips):
